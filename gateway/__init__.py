@@ -1,0 +1,1 @@
+"""Family-violence interoperability gateway."""

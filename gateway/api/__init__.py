@@ -1,0 +1,1 @@
+"""HTTP surface: FastAPI routers, request parsing, error rendering."""

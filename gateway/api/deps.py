@@ -1,0 +1,45 @@
+"""Request-scoped inputs shared by the routers: services, base URL, FHIR request bodies."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.errors import PayloadTooLarge, UnsupportedMediaType
+from gateway.fhir.service import FhirService
+
+_JSON_TYPES = ("application/fhir+json", "application/json")
+
+
+def fhir_service(request: Request) -> FhirService:
+    return request.app.state.services.fhir
+
+
+def fhir_base(request: Request) -> str:
+    configured = request.app.state.services.settings.base_url
+    root = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+    return f"{root}/fhir"
+
+
+async def fhir_body(request: Request) -> bytes:
+    """The body of a FHIR write, refused early if it is too large or not JSON."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in _JSON_TYPES:
+        raise UnsupportedMediaType.at(
+            "Content-Type", f"Content-Type must be application/fhir+json, not {media_type or 'missing'}"
+        )
+    limit = request.app.state.services.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+Service = Annotated[FhirService, Depends(fhir_service)]
+Base = Annotated[str, Depends(fhir_base)]
+Body = Annotated[bytes, Depends(fhir_body)]

@@ -1,0 +1,71 @@
+"""The composition root: the only place that builds concrete adapters and wires them together.
+
+The API, the CLI and the tests call `build_services`; importing any module never connects to
+anything.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from gateway.api.observability import Metrics
+from gateway.fhir.service import FhirService
+from gateway.settings import Settings
+from gateway.store import migrate
+from gateway.store.database import Database
+from gateway.store.encryption import DataKeyring, generate_kek, parse_kek
+from gateway.store.resources import ResourceStore
+
+log = logging.getLogger("gateway")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    keyring: DataKeyring
+    store: ResourceStore
+    fhir: FhirService
+    metrics: Metrics
+    version: str
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
+    db = Database(settings.resolved_database_url())
+    if upgrade_schema:
+        migrate.upgrade(db)
+    keyring = DataKeyring(load_kek(settings), settings.key_cache_seconds)
+    with db.write() as conn:
+        keyring.check(conn)  # a wrong GATEWAY_DATA_KEY stops start-up here, not on the first read
+    store = ResourceStore(keyring)
+    return Services(settings, db, keyring, store, FhirService(db, store), Metrics(), _version())
+
+
+def load_kek(settings: Settings) -> bytes:
+    """GATEWAY_DATA_KEY, or for development a key generated once into the data directory."""
+    if settings.data_key:
+        return parse_kek(settings.data_key)
+    path = settings.data_dir / "data-key"
+    if not path.exists():
+        _write_private(path, generate_kek())
+        log.warning("generated a development data key at %s; set GATEWAY_DATA_KEY in production", path)
+    return parse_kek(path.read_text())
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+
+
+def _version() -> str:
+    try:
+        return version("gateway")
+    except PackageNotFoundError:
+        return "0+unknown"

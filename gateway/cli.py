@@ -1,0 +1,111 @@
+"""The `gateway` command. Failures print one readable line and exit non-zero; no stack traces."""
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+from gateway.store.encryption import DataKeyError, generate_kek
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (GatewayError, DataKeyError, ValidationError, OSError) as exc:
+        print(f"gateway: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Family-violence interoperability gateway")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    serve = verbs.add_parser("serve", help="serve the API (uvicorn, one process)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(run=_serve)
+
+    db = verbs.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="create or migrate the schema to the newest revision").set_defaults(run=_db_upgrade)
+
+    keys = verbs.add_parser("keys", help="encryption keys").add_subparsers(dest="keys_verb", required=True, metavar="ACTION")
+    keys.add_parser("generate", help="print a new GATEWAY_DATA_KEY").set_defaults(run=_keys_generate)
+    keys.add_parser("status", help="data keys and how many stored versions each encrypts").set_defaults(run=_keys_status)
+    rotate = keys.add_parser("rotate", help="new data key; re-encrypt stored data while the API keeps serving")
+    rotate.add_argument("--batch", type=int, default=500, help="rows re-encrypted per transaction")
+    rotate.set_defaults(run=_keys_rotate)
+    return parser
+
+
+def _services(upgrade_schema: bool = True):
+    from gateway.bootstrap import build_services
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return build_services(settings, upgrade_schema)
+
+
+def _serve(args) -> int:
+    import uvicorn
+
+    from gateway.api.app import create_app
+
+    services = _services()
+    try:
+        uvicorn.run(create_app(services), host=args.host, port=args.port, access_log=False, log_config=None)
+    finally:
+        services.close()
+    return 0
+
+
+def _db_upgrade(_args) -> int:
+    _services().close()
+    print("schema is at the newest revision")
+    return 0
+
+
+def _keys_generate(_args) -> int:
+    print(generate_kek())
+    return 0
+
+
+def _keys_status(_args) -> int:
+    from gateway.store.key_rotation import key_status
+
+    services = _services()
+    try:
+        for row in key_status(services.db):
+            state = "active" if row.active else ("retired" if row.retired_at else "inactive")
+            print(f"{row.kid}  {state:8}  {row.versions} stored versions")
+    finally:
+        services.close()
+    return 0
+
+
+def _keys_rotate(args) -> int:
+    from gateway.store.key_rotation import rotate_data_key
+
+    services = _services()
+    try:
+        report = rotate_data_key(services.db, services.keyring, services.settings.key_cache_seconds, args.batch, print)
+        print(f"active data key is now {report.new_kid}; re-encrypted {report.reencrypted} versions")
+    finally:
+        services.close()
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"configuration: GATEWAY_{str(err['loc'][0]).upper()}: {err['msg']}"
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

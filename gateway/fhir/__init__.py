@@ -1,0 +1,1 @@
+"""FHIR R4B semantics: validation, search parameters, interactions, Bundles, capability."""

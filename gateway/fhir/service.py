@@ -1,0 +1,198 @@
+"""The FHIR interactions: create, read, vread, update, delete, history, search.
+
+Each public method is one transaction. The `*_in` methods take an open connection so that a
+transaction Bundle can run many interactions in one all-or-nothing transaction.
+Validation happens before the write transaction starts, so the SQLite writer lock is held only
+for the database work itself.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+from urllib.parse import parse_qsl, urlencode
+
+from sqlalchemy import Connection
+
+from gateway.errors import Gone, InvalidRequest, NotFound, PreconditionFailed
+from gateway.fhir import bundles, dates
+from gateway.fhir.indexing import index_entries
+from gateway.fhir.search import SearchQuery, parse_search
+from gateway.fhir.validation import parse_json, require_supported_type, validate_resource
+from gateway.store.database import Database
+from gateway.store.resources import ResourceStore, StoredVersion
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ETAG = re.compile(r'^(W/)?"?(\d+)"?$')
+
+
+@dataclass
+class FhirResponse:
+    status: int
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FhirService:
+    def __init__(self, db: Database, store: ResourceStore):
+        self.db = db
+        self.store = store
+
+    # -- one transaction each ---------------------------------------------------------------
+
+    def create(self, resource_type: str, body: bytes, base: str, if_none_exist: str | None = None) -> FhirResponse:
+        data = validate_resource(parse_json(body), resource_type)
+        with self.db.write() as conn:
+            return self.create_in(conn, data, base, if_none_exist)
+
+    def update(self, resource_type: str, resource_id: str, body: bytes, base: str, if_match: str | None) -> FhirResponse:
+        require_supported_type(resource_type)
+        data = validate_resource(parse_json(body), resource_type)
+        with self.db.write() as conn:
+            return self.update_in(conn, resource_id, data, base, parse_etag(if_match))
+
+    def delete(self, resource_type: str, resource_id: str) -> FhirResponse:
+        require_supported_type(resource_type)
+        with self.db.write() as conn:
+            return self.delete_in(conn, resource_type, resource_id)
+
+    def read(self, resource_type: str, resource_id: str, base: str) -> FhirResponse:
+        require_supported_type(resource_type)
+        with self.db.read() as conn:
+            return self.read_in(conn, resource_type, resource_id, base)
+
+    def vread(self, resource_type: str, resource_id: str, version: str, base: str) -> FhirResponse:
+        require_supported_type(resource_type)
+        if not version.isdigit():
+            raise NotFound(f"{resource_type}/{resource_id} has no version '{version}'")
+        with self.db.read() as conn:
+            found = self.store.version(conn, resource_type, resource_id, int(version))
+        if found is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version}")
+        if found.deleted:
+            raise Gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
+        return _resource_response(200, found, base)
+
+    def search(self, resource_type: str, params: list[tuple[str, str]], base: str) -> FhirResponse:
+        require_supported_type(resource_type)
+        query = parse_search(resource_type, params)
+        with self.db.read() as conn:
+            return self.search_in(conn, query, params, base)
+
+    def history(self, resource_type: str, resource_id: str | None, params: list[tuple[str, str]], base: str) -> FhirResponse:
+        require_supported_type(resource_type)
+        count, offset, since = _history_params(params)
+        with self.db.read() as conn:
+            found, total = self.store.history(conn, resource_type, resource_id, since, offset, count)
+        if resource_id is not None and total == 0:
+            raise NotFound(f"{resource_type}/{resource_id} does not exist")
+        path = f"{base}/{resource_type}" + (f"/{resource_id}" if resource_id else "") + "/_history"
+        links = _page_links(path, params, offset, count, total, len(found))
+        return FhirResponse(200, bundles.history(base, found, total, links))
+
+    # -- inside a caller's transaction -------------------------------------------------------
+
+    def create_in(
+        self, conn: Connection, data: dict, base: str, if_none_exist: str | None = None, resource_id: str | None = None
+    ) -> FhirResponse:
+        resource_type = data["resourceType"]
+        if if_none_exist:
+            existing = self._conditional_match(conn, resource_type, if_none_exist)
+            if existing is not None:
+                return _resource_response(200, existing, base)
+        new_id = resource_id or str(uuid.uuid4())
+        written = self.store.write(conn, data, resource_type, new_id, index_entries(data), method="POST")
+        return _resource_response(201, written, base, location=True)
+
+    def update_in(self, conn: Connection, resource_id: str, data: dict, base: str, if_match: int | None) -> FhirResponse:
+        resource_type = data["resourceType"]
+        if not _ID.match(resource_id):
+            raise InvalidRequest.at(f"{resource_type}.id", f"'{resource_id}' is not a valid FHIR id")
+        if data.get("id") != resource_id:
+            raise InvalidRequest.at(
+                f"{resource_type}.id", f"The resource id ({data.get('id')!r}) must match the id in the URL ({resource_id!r})"
+            )
+        written = self.store.write(conn, data, resource_type, resource_id, index_entries(data), if_match, method="PUT")
+        return _resource_response(201 if written.version_id == 1 else 200, written, base, location=True)
+
+    def delete_in(self, conn: Connection, resource_type: str, resource_id: str) -> FhirResponse:
+        current = self.store.current(conn, resource_type, resource_id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{resource_id} does not exist")
+        if not current.deleted:  # deleting twice is harmless: no second version
+            current = self.store.write(conn, None, resource_type, resource_id, method="DELETE")
+        return FhirResponse(204, None, {"ETag": current.etag})
+
+    def read_in(self, conn: Connection, resource_type: str, resource_id: str, base: str) -> FhirResponse:
+        found = self.store.current(conn, resource_type, resource_id)
+        if found is None:
+            raise NotFound(f"{resource_type}/{resource_id} does not exist")
+        if found.deleted:
+            raise Gone(f"{resource_type}/{resource_id} was deleted")
+        return _resource_response(200, found, base)
+
+    def search_in(self, conn: Connection, query: SearchQuery, params: list[tuple[str, str]], base: str) -> FhirResponse:
+        found, total = self.store.search(conn, query)
+        links = _page_links(f"{base}/{query.resource_type}", params, query.offset, query.count, total, len(found))
+        return FhirResponse(200, bundles.searchset(base, found, total, links))
+
+    def _conditional_match(self, conn: Connection, resource_type: str, criteria: str) -> StoredVersion | None:
+        # Two identical retries racing must not both create: hold a lock named by the criteria.
+        self.db.advisory_lock(conn, f"{resource_type}?{criteria}")
+        query = parse_search(resource_type, parse_qsl(criteria, keep_blank_values=True))
+        query.count, query.offset, query.with_total = 2, 0, False
+        found, _ = self.store.search(conn, query)
+        if len(found) > 1:
+            raise PreconditionFailed.at("If-None-Exist", f"If-None-Exist matched more than one {resource_type}")
+        return found[0] if found else None
+
+
+def parse_etag(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _ETAG.match(value.strip())
+    if not match:
+        raise InvalidRequest.at("If-Match", f"If-Match must be an ETag like W/\"3\", not {value!r}")
+    return int(match.group(2))
+
+
+def _resource_response(status: int, version: StoredVersion, base: str, location: bool = False) -> FhirResponse:
+    headers = {
+        "ETag": version.etag,
+        "Last-Modified": format_datetime(dates.from_micros(version.last_updated), usegmt=True),
+    }
+    if location:
+        headers["Location"] = f"{base}/{version.resource_type}/{version.resource_id}/_history/{version.version_id}"
+    return FhirResponse(status, version.body, headers)
+
+
+def _history_params(params: list[tuple[str, str]]) -> tuple[int, int, int | None]:
+    count, offset, since = 50, 0, None
+    for key, value in params:
+        if key in ("_count", "_offset"):
+            if not value.isdigit():
+                raise InvalidRequest.at(key, f"{key} must be a non-negative whole number")
+            count, offset = (min(int(value), 1000), offset) if key == "_count" else (count, int(value))
+        elif key == "_since":
+            try:
+                since = dates.date_range(value)[0]
+            except ValueError as exc:
+                raise InvalidRequest.at("_since", str(exc)) from None
+        else:
+            raise InvalidRequest.at(key, f"'{key}' is not a history parameter (use _count, _offset, _since)")
+    return count, offset, since
+
+
+def _page_links(path: str, params, offset: int, count: int, total: int | None, returned: int) -> dict[str, str]:
+    kept = [(k, v) for k, v in params if k not in ("_offset", "_count")]
+
+    def url(at: int) -> str:
+        return f"{path}?{urlencode(kept + [('_count', str(count)), ('_offset', str(at))])}"
+
+    links = {"self": url(offset)}
+    more = (offset + count < total) if total is not None else returned == count
+    if more and count:
+        links["next"] = url(offset + count)
+    if offset > 0:
+        links["previous"] = url(max(offset - count, 0))
+    return links

@@ -1,0 +1,1 @@
+"""Persistence: versioned FHIR resources, their search index and data keys (SQLAlchemy Core)."""

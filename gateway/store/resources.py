@@ -1,0 +1,257 @@
+"""Versioned FHIR resources: write a version with its search index, read, history, search.
+
+Every version's body is the canonical JSON bytes (with id and meta filled in) encrypted at rest;
+reads decrypt those bytes and serve them as they are, never re-serialising a model.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import orjson
+from sqlalchemy import Connection, and_, delete, exists, func, insert, not_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import Conflict, PreconditionFailed
+from gateway.fhir import dates
+from gateway.fhir.indexing import IndexEntry
+from gateway.fhir.search import Criterion, DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
+from gateway.fhir.search_parameters import DATE, STRING
+from gateway.store.encryption import DataKeyring, version_aad
+from gateway.store.schema import resource_versions as rv
+from gateway.store.schema import resources as r
+from gateway.store.schema import search_index as si
+
+MAX_INDEXED_CHARS = 500
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    resource_type: str
+    resource_id: str
+    version_id: int
+    last_updated: int  # UTC microseconds
+    deleted: bool
+    method: str
+    body: bytes | None  # None for a delete marker
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+
+class ResourceStore:
+    def __init__(self, keyring: DataKeyring):
+        self.keyring = keyring
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def write(
+        self,
+        conn: Connection,
+        resource: dict | None,
+        resource_type: str,
+        resource_id: str,
+        index: Iterable[IndexEntry] = (),
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> StoredVersion:
+        """Write the next version (or a delete marker when `resource` is None)."""
+        current = conn.execute(
+            select(r.c.version_id, r.c.last_updated).where(r.c.resource_type == resource_type, r.c.resource_id == resource_id)
+        ).first()
+        if if_match is not None and (current is None or current.version_id != if_match):
+            found = "it does not exist" if current is None else f"the current version is {current.version_id}"
+            raise PreconditionFailed.at("If-Match", f"If-Match asked for version {if_match} but {found}")
+        version = current.version_id + 1 if current else 1
+        # lastUpdated never goes backwards for one resource, even if the clock does
+        now = max(time.time_ns() // 1000, (current.last_updated + 1) if current else 0)
+        body = key_id = ciphertext = None
+        if resource is not None:
+            resource["id"] = resource_id
+            resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": dates.instant_text(now)}
+            body = orjson.dumps(resource)
+            key_id, ciphertext = self.keyring.encrypt(conn, body, version_aad(resource_type, resource_id, version))
+        self._advance(conn, resource_type, resource_id, current, version, now, resource is None)
+        conn.execute(
+            insert(rv).values(
+                resource_type=resource_type,
+                resource_id=resource_id,
+                version_id=version,
+                last_updated=now,
+                method=method,
+                key_id=key_id,
+                body=ciphertext,
+            )
+        )
+        self._reindex(conn, resource_type, resource_id, index if resource is not None else ())
+        return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body)
+
+    def _advance(self, conn, resource_type, resource_id, current, version, now, deleted) -> None:
+        values = dict(version_id=version, last_updated=now, deleted=deleted)
+        if current is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(r).values(resource_type=resource_type, resource_id=resource_id, **values))
+            except IntegrityError:
+                raise Conflict(f"{resource_type}/{resource_id} was created concurrently; retry") from None
+            return
+        moved = conn.execute(
+            update(r)
+            .where(r.c.resource_type == resource_type, r.c.resource_id == resource_id, r.c.version_id == current.version_id)
+            .values(**values)
+        ).rowcount
+        if moved != 1:
+            raise Conflict(f"{resource_type}/{resource_id} was changed concurrently; read it again and retry")
+
+    def _reindex(self, conn, resource_type, resource_id, index: Iterable[IndexEntry]) -> None:
+        conn.execute(delete(si).where(si.c.resource_type == resource_type, si.c.resource_id == resource_id))
+        rows = [
+            {
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "param": e.param,
+                "system": e.system,
+                "value": e.value[:MAX_INDEXED_CHARS] if e.value is not None else None,
+                "raw": e.raw,
+                "lo": e.lo,
+                "hi": e.hi,
+            }
+            for e in index
+        ]
+        if rows:
+            conn.execute(insert(si), rows)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def current(self, conn: Connection, resource_type: str, resource_id: str) -> StoredVersion | None:
+        row = conn.execute(
+            _versions().join(r, _is_current()).where(rv.c.resource_type == resource_type, rv.c.resource_id == resource_id)
+        ).first()
+        return self._stored(conn, row) if row else None
+
+    def version(self, conn: Connection, resource_type: str, resource_id: str, version_id: int) -> StoredVersion | None:
+        row = conn.execute(
+            _versions().where(
+                rv.c.resource_type == resource_type, rv.c.resource_id == resource_id, rv.c.version_id == version_id
+            )
+        ).first()
+        return self._stored(conn, row) if row else None
+
+    def history(
+        self, conn: Connection, resource_type: str, resource_id: str | None, since: int | None, offset: int, count: int
+    ) -> tuple[list[StoredVersion], int]:
+        where = [rv.c.resource_type == resource_type]
+        if resource_id is not None:
+            where.append(rv.c.resource_id == resource_id)
+        if since is not None:
+            where.append(rv.c.last_updated >= since)
+        total = conn.execute(select(func.count()).select_from(rv).where(*where)).scalar_one()
+        rows = conn.execute(
+            _versions().where(*where).order_by(rv.c.last_updated.desc(), rv.c.version_id.desc()).offset(offset).limit(count)
+        ).all()
+        return [self._stored(conn, row) for row in rows], total
+
+    def search(self, conn: Connection, query: SearchQuery) -> tuple[list[StoredVersion], int | None]:
+        where = [r.c.resource_type == query.resource_type, not_(r.c.deleted)]
+        where += [_criterion(query.resource_type, c) for c in query.criteria]
+        total = None
+        if query.with_total:
+            total = conn.execute(select(func.count()).select_from(r).where(*where)).scalar_one()
+        if query.count == 0:
+            return [], total
+        stmt = _versions().join(r, _is_current()).where(*where)
+        stmt = stmt.order_by(*_order(query)).offset(query.offset).limit(query.count)
+        return [self._stored(conn, row) for row in conn.execute(stmt)], total
+
+    def _stored(self, conn: Connection, row) -> StoredVersion:
+        body = None
+        if row.body is not None:
+            body = self.keyring.decrypt(conn, row.key_id, row.body, version_aad(row.resource_type, row.resource_id, row.version_id))
+        return StoredVersion(
+            row.resource_type, row.resource_id, row.version_id, row.last_updated, body is None, row.method, body
+        )
+
+
+def _versions():
+    return select(rv.c.resource_type, rv.c.resource_id, rv.c.version_id, rv.c.last_updated, rv.c.method, rv.c.key_id, rv.c.body)
+
+
+def _is_current():
+    return and_(r.c.resource_type == rv.c.resource_type, r.c.resource_id == rv.c.resource_id, r.c.version_id == rv.c.version_id)
+
+
+def _criterion(resource_type: str, criterion: Criterion):
+    name = criterion.param.name
+    if name == "_id":
+        return r.c.resource_id.in_([m.code for m in criterion.alternatives])
+    if name == "_lastUpdated":
+        return or_(*(_date_clause(m, r.c.last_updated, r.c.last_updated + 1) for m in criterion.alternatives))
+    match = or_(*(_index_clause(m) for m in criterion.alternatives))
+    return exists().where(
+        si.c.resource_type == resource_type,
+        si.c.resource_id == r.c.resource_id,
+        si.c.param == name,
+        match,
+    )
+
+
+def _index_clause(m):
+    if isinstance(m, TokenMatch):
+        clauses = []
+        if m.code is not None:
+            clauses.append(si.c.value == m.code)
+        if m.system_given:
+            clauses.append(si.c.system == m.system if m.system else si.c.system.is_(None))
+        return and_(*clauses)
+    if isinstance(m, StringMatch):
+        if m.mode == "exact":
+            return si.c.raw == m.value
+        pattern = _escape_like(m.value[:MAX_INDEXED_CHARS])
+        return si.c.value.like(f"%{pattern}%" if m.mode == "contains" else f"{pattern}%", escape="\\")
+    if isinstance(m, ReferenceMatch):
+        if m.id_suffix is not None:
+            return si.c.value.like(f"%/{_escape_like(m.id_suffix)}", escape="\\")
+        return si.c.value.in_(m.exact)
+    if isinstance(m, DateMatch):
+        return _date_clause(m, si.c.lo, si.c.hi)
+    raise TypeError(f"unknown match {m!r}")
+
+
+def _date_clause(m: DateMatch, lo, hi):
+    """FHIR date prefixes as comparisons of the target range [lo, hi) with the search range."""
+    inside = and_(lo >= m.lo, hi <= m.hi)
+    return {
+        "eq": inside,
+        "ne": not_(inside),
+        "gt": hi > m.hi,
+        "lt": lo < m.lo,
+        "ge": or_(hi > m.hi, inside),
+        "le": or_(lo < m.lo, inside),
+        "sa": lo >= m.hi,
+        "eb": hi <= m.lo,
+        "ap": and_(lo < m.hi, hi > m.lo),
+    }[m.prefix]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _order(query: SearchQuery) -> list:
+    order = []
+    for param, descending in query.sort:
+        if param.name == "_lastUpdated":
+            column = r.c.last_updated
+        elif param.name == "_id":
+            column = r.c.resource_id
+        else:
+            target = si.c.lo if param.type == DATE else si.c.value if param.type == STRING else si.c.value
+            column = (
+                select(func.min(target))
+                .where(si.c.resource_type == r.c.resource_type, si.c.resource_id == r.c.resource_id, si.c.param == param.name)
+                .scalar_subquery()
+            )
+        order.append(column.desc() if descending else column.asc())
+    # a stable tie-break makes paging deterministic
+    return order + [r.c.last_updated.asc(), r.c.resource_id.asc()]

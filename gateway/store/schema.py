@@ -1,0 +1,65 @@
+"""The current shape of the gateway's tables. Alembic migrations (store/migrations) create them.
+
+Times are integer UTC microseconds so that SQLite and PostgreSQL sort and compare them alike.
+Resource bodies are AES-GCM ciphertext; `key_id` names the data key that encrypted each one.
+"""
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite, so ids autoincrement on both.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Index("ix_resources_type_updated", "resource_type", "last_updated"),
+)
+
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("key_id", String(32), nullable=True),  # NULL for a delete marker (no body)
+    Column("body", LargeBinary, nullable=True),
+    Index("ix_resource_versions_key", "key_id"),
+    Index("ix_resource_versions_type_updated", "resource_type", "last_updated"),
+)
+
+search_index = Table(
+    "search_index",
+    metadata,
+    Column("row_id", RowId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("system", String(255), nullable=True),
+    Column("value", String(512), nullable=True),
+    Column("raw", Text, nullable=True),
+    Column("lo", BigInteger, nullable=True),
+    Column("hi", BigInteger, nullable=True),
+    Index("ix_search_value", "resource_type", "param", "value"),
+    Index("ix_search_date", "resource_type", "param", "lo", "hi"),
+    Index("ix_search_resource", "resource_type", "resource_id"),
+)
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("kid", String(32), primary_key=True),
+    Column("kek_id", String(32), nullable=False),  # which GATEWAY_DATA_KEY wrapped it
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("retired_at", BigInteger, nullable=True),
+)

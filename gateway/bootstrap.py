@@ -36,12 +36,16 @@ class Services:
 
 
 def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
-    db = Database(settings.resolved_database_url())
-    if upgrade_schema:
-        migrate.upgrade(db)
     keyring = DataKeyring(load_kek(settings), settings.key_cache_seconds)
-    with db.write() as conn:
-        keyring.check(conn)  # a wrong GATEWAY_DATA_KEY stops start-up here, not on the first read
+    db = Database(settings.resolved_database_url())
+    try:
+        if upgrade_schema:
+            migrate.upgrade(db)
+        with db.write() as conn:
+            keyring.check(conn)  # a wrong GATEWAY_DATA_KEY stops start-up here, not on the first read
+    except BaseException:
+        db.dispose()
+        raise
     store = ResourceStore(keyring)
     return Services(settings, db, keyring, store, FhirService(db, store), Metrics(), _version())
 

@@ -5,6 +5,7 @@ import logging
 import sys
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except (GatewayError, DataKeyError, ValidationError, OSError) as exc:
         print(f"gateway: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"gateway: database error: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -48,6 +53,7 @@ def _services(upgrade_schema: bool = True):
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     return build_services(settings, upgrade_schema)
 
 

@@ -1,6 +1,7 @@
 """Request-scoped inputs shared by the routers: services, base URL, FHIR request bodies."""
 
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 
@@ -8,6 +9,7 @@ from gateway.errors import PayloadTooLarge, UnsupportedMediaType
 from gateway.fhir.service import FhirService
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
+_FORM = "application/x-www-form-urlencoded"
 
 
 def fhir_service(request: Request) -> FhirService:
@@ -22,11 +24,23 @@ def fhir_base(request: Request) -> str:
 
 async def fhir_body(request: Request) -> bytes:
     """The body of a FHIR write, refused early if it is too large or not JSON."""
+    _require_media_type(request, _JSON_TYPES)
+    return await _bounded_body(request)
+
+
+async def search_form(request: Request) -> list[tuple[str, str]]:
+    """Parameters of POST [type]/_search, which FHIR sends form-encoded."""
+    _require_media_type(request, (_FORM,))
+    return parse_qsl((await _bounded_body(request)).decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def _require_media_type(request: Request, allowed: tuple[str, ...]) -> None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in _JSON_TYPES:
-        raise UnsupportedMediaType.at(
-            "Content-Type", f"Content-Type must be application/fhir+json, not {media_type or 'missing'}"
-        )
+    if media_type not in allowed:
+        raise UnsupportedMediaType.at("Content-Type", f"Content-Type must be {allowed[0]}, not {media_type or 'missing'}")
+
+
+async def _bounded_body(request: Request) -> bytes:
     limit = request.app.state.services.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -43,3 +57,4 @@ async def fhir_body(request: Request) -> bytes:
 Service = Annotated[FhirService, Depends(fhir_service)]
 Base = Annotated[str, Depends(fhir_base)]
 Body = Annotated[bytes, Depends(fhir_body)]
+Form = Annotated[list[tuple[str, str]], Depends(search_form)]

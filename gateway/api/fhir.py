@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from gateway.api.deps import Base, Body, Service
+from gateway.api.deps import Base, Body, Form, Service
 from gateway.api.errors import FHIR_JSON
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.service import FhirResponse
@@ -40,10 +40,8 @@ def search(resource_type: str, request: Request, service: Service, base: Base) -
 
 
 @router.post("/{resource_type}/_search", summary="Search with form-encoded parameters")
-async def search_post(resource_type: str, request: Request, service: Service, base: Base) -> Response:
-    form = await request.form()
-    params = _params(request) + [(k, str(v)) for k, v in form.multi_items()]
-    return fhir_response(service.search(resource_type, params, base))
+def search_post(resource_type: str, request: Request, service: Service, base: Base, form: Form) -> Response:
+    return fhir_response(service.search(resource_type, _params(request) + form, base))
 
 
 @router.get("/{resource_type}/_history", summary="History of every resource of a type")

@@ -1,0 +1,113 @@
+"""The `gateway` command as an operator uses it: real processes, real files."""
+
+import threading
+
+import httpx2 as httpx
+import orjson
+import pytest
+
+from gateway.store.encryption import generate_kek
+from tests.support.resources import FHIR_JSON, patient
+from tests.support.server import GatewayProcess, gateway_env, run_gateway
+
+
+@pytest.fixture
+def env(tmp_path):
+    return gateway_env(tmp_path, generate_kek())
+
+
+def test_keys_generate_prints_a_usable_key(tmp_path):
+    result = run_gateway(["keys", "generate"], gateway_env(tmp_path, ""))
+    assert result.returncode == 0
+    key = result.stdout.strip()
+    assert run_gateway(["db", "upgrade"], gateway_env(tmp_path, key)).returncode == 0
+
+
+def test_first_run_without_a_key_generates_a_private_dev_key(tmp_path):
+    env = gateway_env(tmp_path, "")
+    del env["GATEWAY_DATA_KEY"]
+    result = run_gateway(["db", "upgrade"], env)
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "data-key"
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert "development data key" in result.stderr
+    assert key_file.read_text().strip() not in result.stderr  # the key itself is never logged
+
+
+@pytest.mark.parametrize(
+    "variables,expected",
+    [
+        ({"GATEWAY_DATA_KEY": "changethis"}, "placeholder"),
+        ({"GATEWAY_DATA_KEY": "too-short"}, "32 bytes"),
+        ({"GATEWAY_MAX_BODY_BYTES": "lots"}, "GATEWAY_MAX_BODY_BYTES"),
+        ({"GATEWAY_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "unreachable"),
+    ],
+)
+def test_bad_configuration_is_one_readable_line(tmp_path, variables, expected):
+    result = run_gateway(["db", "upgrade"], {**gateway_env(tmp_path, generate_kek()), **variables})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_key_for_an_existing_database_is_refused(tmp_path, env):
+    assert run_gateway(["db", "upgrade"], env).returncode == 0
+    result = run_gateway(["db", "upgrade"], {**env, "GATEWAY_DATA_KEY": generate_kek()})
+    assert result.returncode == 1 and "is not the key that wrapped" in result.stderr
+
+
+def test_usage_errors_exit_2(env):
+    assert run_gateway(["teleport"], env).returncode == 2
+
+
+def test_serve_answers_health_metrics_and_fhir(env):
+    server = GatewayProcess(env)
+    try:
+        assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+        created = httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient(family="Tran")), headers=FHIR_JSON)
+        assert created.status_code == 201
+        httpx.get(f"{server.url}/fhir/Patient?name=Tran")
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'gateway_http_requests_total{method="POST",route="/fhir/{resource_type}",status="201"} 1.0' in metrics
+    finally:
+        log = server.stop()
+    assert "Tran" not in log  # names in bodies and query strings never reach the log
+    assert "POST /fhir/{resource_type} 201" in log
+
+
+def test_keys_rotate_runs_beside_a_serving_gateway(env):
+    server = GatewayProcess({**env, "GATEWAY_KEY_CACHE_SECONDS": "0.5"})
+    failures, done = [], threading.Event()
+    try:
+        ids = [
+            httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient(identifier=f"R{i}")), headers=FHIR_JSON).json()["id"]
+            for i in range(200)
+        ]
+
+        def keep_serving():
+            with httpx.Client(base_url=server.url) as http:
+                i = 0
+                while not done.is_set():
+                    read = http.get(f"/fhir/Patient/{ids[i % len(ids)]}")
+                    write = http.post("/fhir/Patient", content=orjson.dumps(patient()), headers=FHIR_JSON)
+                    if read.status_code != 200 or write.status_code != 201:
+                        failures.append((read.status_code, write.status_code))
+                    i += 1
+
+        traffic = threading.Thread(target=keep_serving)
+        traffic.start()
+        rotated = run_gateway(["keys", "rotate", "--batch", "50"], {**env, "GATEWAY_KEY_CACHE_SECONDS": "0.5"})
+        done.set()
+        traffic.join()
+        assert rotated.returncode == 0, rotated.stderr
+        assert not failures
+        status = run_gateway(["keys", "status"], env).stdout.splitlines()
+        active = [line for line in status if "active" in line]
+        retired = [line for line in status if "retired" in line]
+        assert len(active) == 1 and len(retired) == 1
+        assert retired[0].endswith(" 0 stored versions")
+        for rid in ids:
+            assert httpx.get(f"{server.url}/fhir/Patient/{rid}").status_code == 200
+    finally:
+        done.set()
+        server.stop()

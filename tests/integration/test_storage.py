@@ -1,0 +1,83 @@
+"""Storage: encrypted at rest, bound to its row, atomic writes, key rotation under load."""
+
+import threading
+
+import orjson
+import pytest
+from sqlalchemy import select, update
+
+from gateway.bootstrap import build_services
+from gateway.settings import Settings
+from gateway.store.encryption import DataKeyError, generate_kek
+from gateway.store.key_rotation import key_status, rotate_data_key
+from gateway.store.schema import data_keys, resource_versions, resources, search_index
+from tests.support.resources import FHIR_JSON, patient
+
+
+def create(client, resource):
+    response = client.post("/fhir/Patient", content=orjson.dumps(resource), headers=FHIR_JSON)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_bodies_are_encrypted_at_rest_with_their_key_id(client, services):
+    created = create(client, patient(family="Wiradjuri-Smith", identifier="ENC-1"))
+    with services.db.read() as conn:
+        row = conn.execute(select(resource_versions).where(resource_versions.c.resource_id == created["id"])).one()
+        active = conn.execute(select(data_keys.c.kid).where(data_keys.c.active)).scalar_one()
+    assert b"Wiradjuri" not in row.body and b"ENC-1" not in row.body
+    assert row.key_id == active
+
+
+def test_a_body_moved_onto_another_row_is_refused_not_served(client, services):
+    a = create(client, patient(family="Alpha"))
+    b = create(client, patient(family="Beta"))
+    with services.db.write() as conn:
+        a_body = conn.execute(select(resource_versions.c.body).where(resource_versions.c.resource_id == a["id"])).scalar_one()
+        conn.execute(update(resource_versions).where(resource_versions.c.resource_id == b["id"]).values(body=a_body))
+    response = client.get(f"/fhir/Patient/{b['id']}")
+    assert response.status_code == 500
+    assert "Alpha" not in response.text
+
+
+def test_start_up_with_the_wrong_data_key_fails_clearly(services, settings):
+    wrong = Settings(**{**settings.model_dump(), "data_key": generate_kek()})
+    with pytest.raises(DataKeyError, match="GATEWAY_DATA_KEY .* is not the key that wrapped"):
+        build_services(wrong)
+
+
+def test_a_failed_index_write_leaves_nothing_half_written(client, services, monkeypatch):
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("index write failed")
+
+    monkeypatch.setattr(services.store, "_reindex", fail)
+    response = client.post("/fhir/Patient", content=orjson.dumps(patient()), headers=FHIR_JSON)
+    assert response.status_code == 500
+    with services.db.read() as conn:
+        for table in (resources, resource_versions, search_index):
+            assert conn.execute(select(table)).first() is None
+
+
+def test_key_rotation_reencrypts_everything_while_the_api_keeps_serving(client, services):
+    created = [create(client, patient(identifier=f"ROT-{i}"))["id"] for i in range(120)]
+    old_kid = key_status(services.db)[0].kid
+    report = {}
+    rotation = threading.Thread(
+        target=lambda: report.update(
+            r=rotate_data_key(services.db, services.keyring, services.settings.key_cache_seconds, batch=25)
+        )
+    )
+    rotation.start()
+    during = []
+    while rotation.is_alive():  # reads and writes go on during the rotation
+        during.append(create(client, patient(identifier=f"DURING-{len(during)}"))["id"])
+        assert client.get(f"/fhir/Patient/{created[len(during) % len(created)]}").status_code == 200
+    rotation.join()
+
+    new_kid = report["r"].new_kid
+    assert new_kid != old_kid and report["r"].reencrypted >= 120
+    status = {k.kid: k for k in key_status(services.db)}
+    assert status[new_kid].active and status[new_kid].versions == 120 + len(during)
+    assert status[old_kid].versions == 0 and status[old_kid].retired_at is not None
+    for rid in created + during:
+        assert client.get(f"/fhir/Patient/{rid}").status_code == 200

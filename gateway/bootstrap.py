@@ -41,8 +41,7 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     try:
         if upgrade_schema:
             migrate.upgrade(db)
-        with db.write() as conn:
-            keyring.check(conn)  # a wrong GATEWAY_DATA_KEY stops start-up here, not on the first read
+        db.run_write(keyring.check)  # a wrong GATEWAY_DATA_KEY stops start-up here, not on the first read
     except BaseException:
         db.dispose()
         raise

@@ -1,4 +1,8 @@
-"""Request-scoped inputs shared by the routers: services, base URL, FHIR request bodies."""
+"""Request-scoped inputs shared by the routers: services, base URL, FHIR request bodies.
+
+All are `async def`: FastAPI runs a plain `def` dependency on its thread pool, a hop that costs
+more than the dependency itself.
+"""
 
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -12,11 +16,11 @@ _JSON_TYPES = ("application/fhir+json", "application/json")
 _FORM = "application/x-www-form-urlencoded"
 
 
-def fhir_service(request: Request) -> FhirService:
+async def fhir_service(request: Request) -> FhirService:
     return request.app.state.services.fhir
 
 
-def fhir_base(request: Request) -> str:
+async def fhir_base(request: Request) -> str:
     configured = request.app.state.services.settings.base_url
     root = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
     return f"{root}/fhir"

@@ -25,61 +25,61 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 
 @router.get("/metadata", summary="CapabilityStatement: exactly what this server supports")
-def metadata(request: Request, base: Base) -> Response:
+async def metadata(request: Request, base: Base) -> Response:
     return Response(capability_statement(base, request.app.version), media_type=FHIR_JSON)
 
 
 @router.post("", summary="Process a transaction or batch Bundle")
-def bundle(service: Service, base: Base, body: Body) -> Response:
-    return fhir_response(process_bundle(service, body, base))
+async def bundle(service: Service, base: Base, body: Body) -> Response:
+    return fhir_response(await process_bundle(service, body, base))
 
 
 @router.get("/{resource_type}", summary="Search")
-def search(resource_type: str, request: Request, service: Service, base: Base) -> Response:
-    return fhir_response(service.search(resource_type, _params(request), base))
+async def search(resource_type: str, request: Request, service: Service, base: Base) -> Response:
+    return fhir_response(await service.search(resource_type, _params(request), base))
 
 
 @router.post("/{resource_type}/_search", summary="Search with form-encoded parameters")
-def search_post(resource_type: str, request: Request, service: Service, base: Base, form: Form) -> Response:
-    return fhir_response(service.search(resource_type, _params(request) + form, base))
+async def search_post(resource_type: str, request: Request, service: Service, base: Base, form: Form) -> Response:
+    return fhir_response(await service.search(resource_type, _params(request) + form, base))
 
 
 @router.get("/{resource_type}/_history", summary="History of every resource of a type")
-def type_history(resource_type: str, request: Request, service: Service, base: Base) -> Response:
-    return fhir_response(service.history(resource_type, None, _params(request), base))
+async def type_history(resource_type: str, request: Request, service: Service, base: Base) -> Response:
+    return fhir_response(await service.history(resource_type, None, _params(request), base))
 
 
 @router.post("/{resource_type}", summary="Create (conditional with If-None-Exist)")
-def create(
+async def create(
     resource_type: str, service: Service, base: Base, body: Body,
     if_none_exist: OptionalHeader = None, prefer: OptionalHeader = None,
 ) -> Response:
-    return fhir_response(service.create(resource_type, body, base, if_none_exist), prefer)
+    return fhir_response(await service.create(resource_type, body, base, if_none_exist), prefer)
 
 
 @router.get("/{resource_type}/{resource_id}", summary="Read")
-def read(resource_type: str, resource_id: str, service: Service, base: Base) -> Response:
-    return fhir_response(service.read(resource_type, resource_id, base))
+async def read(resource_type: str, resource_id: str, service: Service, base: Base) -> Response:
+    return fhir_response(await service.read(resource_type, resource_id, base))
 
 
 @router.put("/{resource_type}/{resource_id}", summary="Update (version-aware with If-Match)")
-def update(
+async def update(
     resource_type: str, resource_id: str, service: Service, base: Base, body: Body,
     if_match: OptionalHeader = None, prefer: OptionalHeader = None,
 ) -> Response:
-    return fhir_response(service.update(resource_type, resource_id, body, base, if_match), prefer)
+    return fhir_response(await service.update(resource_type, resource_id, body, base, if_match), prefer)
 
 
 @router.delete("/{resource_type}/{resource_id}", summary="Delete (history is kept)")
-def delete(resource_type: str, resource_id: str, service: Service) -> Response:
-    return fhir_response(service.delete(resource_type, resource_id))
+async def delete(resource_type: str, resource_id: str, service: Service) -> Response:
+    return fhir_response(await service.delete(resource_type, resource_id))
 
 
 @router.get("/{resource_type}/{resource_id}/_history", summary="History of one resource")
-def history(resource_type: str, resource_id: str, request: Request, service: Service, base: Base) -> Response:
-    return fhir_response(service.history(resource_type, resource_id, _params(request), base))
+async def history(resource_type: str, resource_id: str, request: Request, service: Service, base: Base) -> Response:
+    return fhir_response(await service.history(resource_type, resource_id, _params(request), base))
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="Read one version (vread)")
-def vread(resource_type: str, resource_id: str, version_id: str, service: Service, base: Base) -> Response:
-    return fhir_response(service.vread(resource_type, resource_id, version_id, base))
+async def vread(resource_type: str, resource_id: str, version_id: str, service: Service, base: Base) -> Response:
+    return fhir_response(await service.vread(resource_type, resource_id, version_id, base))

@@ -17,6 +17,7 @@ class SearchParameter:
     paths: tuple[tuple[str, ...], ...]
     targets: tuple[str, ...] = ()  # reference parameters: the resource types it may point at
     documentation: str = ""
+    index_name: str = ""  # parameters over the same elements share index rows (Task for/subject/patient)
 
 
 def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "") -> SearchParameter:
@@ -196,8 +197,19 @@ RESOURCE_PARAMETERS: dict[str, tuple[SearchParameter, ...]] = {
     "Subscription": (_p("status", TOKEN, "status"), _p("type", TOKEN, "channel.type"), _p("criteria", STRING, "criteria")),
 }
 
+def _with_index_names(params: tuple[SearchParameter, ...]) -> tuple[SearchParameter, ...]:
+    first: dict[tuple, str] = {}
+    named = []
+    for p in params:
+        owner = first.setdefault((p.type, p.paths), p.name)
+        named.append(SearchParameter(p.name, p.type, p.paths, p.targets, p.documentation, owner))
+    return tuple(named)
+
+
+_ALL = {t: _with_index_names(COMMON + params) for t, params in RESOURCE_PARAMETERS.items()}
 SUPPORTED_TYPES = frozenset(RESOURCE_PARAMETERS)
-_BY_TYPE = {t: {p.name: p for p in COMMON + params} for t, params in RESOURCE_PARAMETERS.items()}
+_BY_TYPE = {t: {p.name: p for p in params} for t, params in _ALL.items()}
+_INDEXED = {t: tuple(p for p in params if p.paths and p.index_name == p.name) for t, params in _ALL.items()}
 
 
 def parameters_for(resource_type: str) -> dict[str, SearchParameter]:
@@ -205,5 +217,5 @@ def parameters_for(resource_type: str) -> dict[str, SearchParameter]:
 
 
 def indexed_parameters(resource_type: str) -> tuple[SearchParameter, ...]:
-    """The parameters whose values live in the search index (not the resource table)."""
-    return tuple(p for p in COMMON + RESOURCE_PARAMETERS[resource_type] if p.paths)
+    """The parameters whose values are written to the search index, one per set of elements."""
+    return _INDEXED[resource_type]

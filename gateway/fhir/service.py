@@ -1,9 +1,9 @@
 """The FHIR interactions: create, read, vread, update, delete, history, search.
 
-Each public method is one transaction. The `*_in` methods take an open connection so that a
-transaction Bundle can run many interactions in one all-or-nothing transaction.
-Validation happens before the write transaction starts, so the SQLite writer lock is held only
-for the database work itself.
+Each public (async) method is one database job, i.e. one transaction. Validation runs before
+the job is handed to the database, so the writer spends its time on database work only. The
+`*_in` methods take an open connection so that a transaction Bundle can run many interactions
+in one all-or-nothing job.
 """
 
 import re
@@ -38,52 +38,50 @@ class FhirService:
         self.db = db
         self.store = store
 
-    # -- one transaction each ---------------------------------------------------------------
+    # -- one transaction each (awaited by the API) ---------------------------------------------
 
-    def create(self, resource_type: str, body: bytes, base: str, if_none_exist: str | None = None) -> FhirResponse:
+    async def create(self, resource_type: str, body: bytes, base: str, if_none_exist: str | None = None) -> FhirResponse:
         data = validate_resource(parse_json(body), resource_type)
-        with self.db.write() as conn:
-            return self.create_in(conn, data, base, if_none_exist)
+        return await self.db.write(lambda conn: self.create_in(conn, data, base, if_none_exist))
 
-    def update(self, resource_type: str, resource_id: str, body: bytes, base: str, if_match: str | None) -> FhirResponse:
+    async def update(self, resource_type: str, resource_id: str, body: bytes, base: str, if_match: str | None) -> FhirResponse:
         require_supported_type(resource_type)
         data = validate_resource(parse_json(body), resource_type)
-        with self.db.write() as conn:
-            return self.update_in(conn, resource_id, data, base, parse_etag(if_match))
+        expected = parse_etag(if_match)
+        return await self.db.write(lambda conn: self.update_in(conn, resource_id, data, base, expected))
 
-    def delete(self, resource_type: str, resource_id: str) -> FhirResponse:
+    async def delete(self, resource_type: str, resource_id: str) -> FhirResponse:
         require_supported_type(resource_type)
-        with self.db.write() as conn:
-            return self.delete_in(conn, resource_type, resource_id)
+        return await self.db.write(lambda conn: self.delete_in(conn, resource_type, resource_id))
 
-    def read(self, resource_type: str, resource_id: str, base: str) -> FhirResponse:
+    async def read(self, resource_type: str, resource_id: str, base: str) -> FhirResponse:
         require_supported_type(resource_type)
-        with self.db.read() as conn:
-            return self.read_in(conn, resource_type, resource_id, base)
+        return await self.db.read(lambda conn: self.read_in(conn, resource_type, resource_id, base))
 
-    def vread(self, resource_type: str, resource_id: str, version: str, base: str) -> FhirResponse:
+    async def vread(self, resource_type: str, resource_id: str, version: str, base: str) -> FhirResponse:
         require_supported_type(resource_type)
         if not version.isdigit():
             raise NotFound(f"{resource_type}/{resource_id} has no version '{version}'")
-        with self.db.read() as conn:
-            found = self.store.version(conn, resource_type, resource_id, int(version))
+        found = await self.db.read(lambda conn: self.store.version(conn, resource_type, resource_id, int(version)))
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version}")
         if found.deleted:
             raise Gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
         return _resource_response(200, found, base)
 
-    def search(self, resource_type: str, params: list[tuple[str, str]], base: str) -> FhirResponse:
+    async def search(self, resource_type: str, params: list[tuple[str, str]], base: str) -> FhirResponse:
         require_supported_type(resource_type)
         query = parse_search(resource_type, params)
-        with self.db.read() as conn:
-            return self.search_in(conn, query, params, base)
+        return await self.db.read(lambda conn: self.search_in(conn, query, params, base))
 
-    def history(self, resource_type: str, resource_id: str | None, params: list[tuple[str, str]], base: str) -> FhirResponse:
+    async def history(
+        self, resource_type: str, resource_id: str | None, params: list[tuple[str, str]], base: str
+    ) -> FhirResponse:
         require_supported_type(resource_type)
         count, offset, since = _history_params(params)
-        with self.db.read() as conn:
-            found, total = self.store.history(conn, resource_type, resource_id, since, offset, count)
+        found, total = await self.db.read(
+            lambda conn: self.store.history(conn, resource_type, resource_id, since, offset, count)
+        )
         if resource_id is not None and total == 0:
             raise NotFound(f"{resource_type}/{resource_id} does not exist")
         path = f"{base}/{resource_type}" + (f"/{resource_id}" if resource_id else "") + "/_history"
@@ -101,7 +99,9 @@ class FhirService:
             if existing is not None:
                 return _resource_response(200, existing, base)
         new_id = resource_id or str(uuid.uuid4())
-        written = self.store.write(conn, data, resource_type, new_id, index_entries(data), method="POST")
+        written = self.store.write(
+            conn, data, resource_type, new_id, index_entries(data), method="POST", new_id=resource_id is None
+        )
         return _resource_response(201, written, base, location=True)
 
     def update_in(self, conn: Connection, resource_id: str, data: dict, base: str, if_match: int | None) -> FhirResponse:

@@ -37,7 +37,7 @@ class Entry:
         return f"Bundle.entry[{self.index}]"
 
 
-def process_bundle(service: FhirService, body: bytes, base: str) -> FhirResponse:
+async def process_bundle(service: FhirService, body: bytes, base: str) -> FhirResponse:
     bundle = parse_json(body)
     if bundle.get("resourceType") != "Bundle":
         raise InvalidRequest.at("resourceType", "POST to the server base takes a transaction or batch Bundle")
@@ -48,32 +48,35 @@ def process_bundle(service: FhirService, body: bytes, base: str) -> FhirResponse
     if not isinstance(raw_entries, list):
         raise InvalidRequest.at("Bundle.entry", "Bundle.entry must be a list")
     if kind == "batch":
-        return _batch(service, raw_entries, base)
+        return await _batch(service, raw_entries, base)
     entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
-    return _transaction(service, entries, base)
+    return await _transaction(service, entries, base)
 
 
-def _transaction(service: FhirService, entries: list[Entry], base: str) -> FhirResponse:
+async def _transaction(service: FhirService, entries: list[Entry], base: str) -> FhirResponse:
     _assign_ids(entries)
-    results: dict[int, FhirResponse] = {}
-    with service.db.write() as conn:
+
+    def run_all(conn) -> dict[int, FhirResponse]:
+        results = {}
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 results[entry.index] = _run(service, conn, entry, base)
             except GatewayError as exc:
                 raise _at_entry(exc, entry) from None
+        return results
+
+    results = await service.db.write(run_all)
     response = bundles.response_bundle("transaction-response", [_response_part(results[e.index]) for e in entries])
     return FhirResponse(200, response)
 
 
-def _batch(service: FhirService, raw_entries: list, base: str) -> FhirResponse:
+async def _batch(service: FhirService, raw_entries: list, base: str) -> FhirResponse:
     parts = []
     for i, raw in enumerate(raw_entries):
         try:
             entry = _parse_entry(i, raw)
-            transaction = service.db.read if entry.method == "GET" else service.db.write
-            with transaction() as conn:
-                result = _run(service, conn, entry, base)
+            run = service.db.read if entry.method == "GET" else service.db.write
+            result = await run(lambda conn, entry=entry: _run(service, conn, entry, base))
             parts.append(_response_part(result))
         except GatewayError as exc:  # a batch entry fails alone; the others stand
             parts.append(({"status": str(exc.status), "outcome": exc.operation_outcome()}, None))

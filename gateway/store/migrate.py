@@ -15,8 +15,11 @@ _MIGRATION_LOCK = 72_010_001
 def upgrade(db: Database) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with db.write() as conn:
+
+    def run(conn) -> None:
         if not db.is_sqlite:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+    db.run_write(run)

@@ -6,11 +6,10 @@ reads decrypt those bytes and serve them as they are, never re-serialising a mod
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, and_, delete, exists, func, insert, not_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, not_, or_, select, update
 
 from gateway.errors import Conflict, PreconditionFailed
 from gateway.fhir import dates
@@ -18,6 +17,7 @@ from gateway.fhir.indexing import IndexEntry
 from gateway.fhir.search import Criterion, DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
 from gateway.fhir.search_parameters import DATE, STRING
 from gateway.store.encryption import DataKeyring, version_aad
+from gateway.store.prepared import Prepared
 from gateway.store.schema import resource_versions as rv
 from gateway.store.schema import resources as r
 from gateway.store.schema import search_index as si
@@ -55,57 +55,60 @@ class ResourceStore:
         index: Iterable[IndexEntry] = (),
         if_match: int | None = None,
         method: str = "PUT",
+        new_id: bool = False,
     ) -> StoredVersion:
-        """Write the next version (or a delete marker when `resource` is None)."""
-        current = conn.execute(
-            select(r.c.version_id, r.c.last_updated).where(r.c.resource_type == resource_type, r.c.resource_id == resource_id)
-        ).first()
-        if if_match is not None and (current is None or current.version_id != if_match):
-            found = "it does not exist" if current is None else f"the current version is {current.version_id}"
+        """Write the next version (or a delete marker when `resource` is None).
+
+        `new_id` says the caller just minted the id (a create), so there is no current version
+        to look up or index rows to remove.
+        """
+        current = None if new_id else _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id})
+        current_version, current_updated = current if current else (0, 0)
+        if if_match is not None and (current is None or current_version != if_match):
+            found = "it does not exist" if current is None else f"the current version is {current_version}"
             raise PreconditionFailed.at("If-Match", f"If-Match asked for version {if_match} but {found}")
-        version = current.version_id + 1 if current else 1
+        version = current_version + 1
         # lastUpdated never goes backwards for one resource, even if the clock does
-        now = max(time.time_ns() // 1000, (current.last_updated + 1) if current else 0)
+        now = max(time.time_ns() // 1000, current_updated + 1)
         body = key_id = ciphertext = None
         if resource is not None:
             resource["id"] = resource_id
             resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": dates.instant_text(now)}
             body = orjson.dumps(resource)
             key_id, ciphertext = self.keyring.encrypt(conn, body, version_aad(resource_type, resource_id, version))
-        self._advance(conn, resource_type, resource_id, current, version, now, resource is None)
-        conn.execute(
-            insert(rv).values(
-                resource_type=resource_type,
-                resource_id=resource_id,
-                version_id=version,
-                last_updated=now,
-                method=method,
-                key_id=key_id,
-                body=ciphertext,
-            )
+        self._advance(conn, resource_type, resource_id, current_version, version, now, resource is None)
+        _INSERT_VERSION.execute(
+            conn,
+            {
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "version_id": version,
+                "last_updated": now,
+                "method": method,
+                "key_id": key_id,
+                "body": ciphertext,
+            },
         )
-        self._reindex(conn, resource_type, resource_id, index if resource is not None else ())
+        self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
         return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body)
 
-    def _advance(self, conn, resource_type, resource_id, current, version, now, deleted) -> None:
-        values = dict(version_id=version, last_updated=now, deleted=deleted)
-        if current is None:
+    def _advance(self, conn, resource_type, resource_id, current_version, version, now, deleted) -> None:
+        if current_version == 0:
+            row = dict(resource_type=resource_type, resource_id=resource_id, version_id=version, last_updated=now, deleted=deleted)
             try:
-                with conn.begin_nested():
-                    conn.execute(insert(r).values(resource_type=resource_type, resource_id=resource_id, **values))
-            except IntegrityError:
+                _INSERT_RESOURCE.execute(conn, row).close()
+            except conn.dialect.dbapi.IntegrityError:  # the job that raised is rolled back
                 raise Conflict(f"{resource_type}/{resource_id} was created concurrently; retry") from None
             return
-        moved = conn.execute(
-            update(r)
-            .where(r.c.resource_type == resource_type, r.c.resource_id == resource_id, r.c.version_id == current.version_id)
-            .values(**values)
-        ).rowcount
+        moved = _ADVANCE_RESOURCE.rowcount(
+            conn, {"t": resource_type, "i": resource_id, "old": current_version, "v": version, "lu": now, "d": deleted}
+        )
         if moved != 1:
             raise Conflict(f"{resource_type}/{resource_id} was changed concurrently; read it again and retry")
 
-    def _reindex(self, conn, resource_type, resource_id, index: Iterable[IndexEntry]) -> None:
-        conn.execute(delete(si).where(si.c.resource_type == resource_type, si.c.resource_id == resource_id))
+    def _reindex(self, conn, resource_type, resource_id, index: Iterable[IndexEntry], clear: bool) -> None:
+        if clear:
+            _CLEAR_INDEX.execute(conn, {"t": resource_type, "i": resource_id}).close()
         rows = [
             {
                 "resource_type": resource_type,
@@ -120,15 +123,13 @@ class ResourceStore:
             for e in index
         ]
         if rows:
-            conn.execute(insert(si), rows)
+            _INSERT_INDEX.executemany(conn, rows)
 
     # -- reads --------------------------------------------------------------------------------
 
     def current(self, conn: Connection, resource_type: str, resource_id: str) -> StoredVersion | None:
-        row = conn.execute(
-            _versions().join(r, _is_current()).where(rv.c.resource_type == resource_type, rv.c.resource_id == resource_id)
-        ).first()
-        return self._stored(conn, row) if row else None
+        row = _SELECT_CURRENT_BODY.first(conn, {"t": resource_type, "i": resource_id})
+        return self._stored(conn, _VersionRow(*row)) if row else None
 
     def version(self, conn: Connection, resource_type: str, resource_id: str, version_id: int) -> StoredVersion | None:
         row = conn.execute(
@@ -173,6 +174,31 @@ class ResourceStore:
         )
 
 
+# The hot path's statements, compiled once (see gateway.store.prepared).
+_SELECT_CURRENT = Prepared(
+    select(r.c.version_id, r.c.last_updated).where(r.c.resource_type == bindparam("t"), r.c.resource_id == bindparam("i"))
+)
+_INSERT_RESOURCE = Prepared(insert(r), [c.name for c in r.columns])
+_ADVANCE_RESOURCE = Prepared(
+    update(r)
+    .where(r.c.resource_type == bindparam("t"), r.c.resource_id == bindparam("i"), r.c.version_id == bindparam("old"))
+    .values(version_id=bindparam("v"), last_updated=bindparam("lu"), deleted=bindparam("d"))
+)
+_INSERT_VERSION = Prepared(insert(rv), [c.name for c in rv.columns])
+_CLEAR_INDEX = Prepared(delete(si).where(si.c.resource_type == bindparam("t"), si.c.resource_id == bindparam("i")))
+_INSERT_INDEX = Prepared(insert(si), [c.name for c in si.columns if c.name != "row_id"])
+
+
+class _VersionRow(NamedTuple):
+    resource_type: str
+    resource_id: str
+    version_id: int
+    last_updated: int
+    method: str
+    key_id: str | None
+    body: bytes | None
+
+
 def _versions():
     return select(rv.c.resource_type, rv.c.resource_id, rv.c.version_id, rv.c.last_updated, rv.c.method, rv.c.key_id, rv.c.body)
 
@@ -182,7 +208,7 @@ def _is_current():
 
 
 def _criterion(resource_type: str, criterion: Criterion):
-    name = criterion.param.name
+    name = criterion.param.index_name
     if name == "_id":
         return r.c.resource_id.in_([m.code for m in criterion.alternatives])
     if name == "_lastUpdated":
@@ -234,6 +260,11 @@ def _date_clause(m: DateMatch, lo, hi):
     }[m.prefix]
 
 
+_SELECT_CURRENT_BODY = Prepared(
+    _versions().join(r, _is_current()).where(rv.c.resource_type == bindparam("t"), rv.c.resource_id == bindparam("i"))
+)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -249,7 +280,11 @@ def _order(query: SearchQuery) -> list:
             target = si.c.lo if param.type == DATE else si.c.value if param.type == STRING else si.c.value
             column = (
                 select(func.min(target))
-                .where(si.c.resource_type == r.c.resource_type, si.c.resource_id == r.c.resource_id, si.c.param == param.name)
+                .where(
+                    si.c.resource_type == r.c.resource_type,
+                    si.c.resource_id == r.c.resource_id,
+                    si.c.param == param.index_name,
+                )
                 .scalar_subquery()
             )
         order.append(column.desc() if descending else column.asc())

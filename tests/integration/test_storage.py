@@ -22,9 +22,10 @@ def create(client, resource):
 
 def test_bodies_are_encrypted_at_rest_with_their_key_id(client, services):
     created = create(client, patient(family="Wiradjuri-Smith", identifier="ENC-1"))
-    with services.db.read() as conn:
-        row = conn.execute(select(resource_versions).where(resource_versions.c.resource_id == created["id"])).one()
-        active = conn.execute(select(data_keys.c.kid).where(data_keys.c.active)).scalar_one()
+    row = services.db.run_read(
+        lambda conn: conn.execute(select(resource_versions).where(resource_versions.c.resource_id == created["id"])).one()
+    )
+    active = services.db.run_read(lambda conn: conn.execute(select(data_keys.c.kid).where(data_keys.c.active)).scalar_one())
     assert b"Wiradjuri" not in row.body and b"ENC-1" not in row.body
     assert row.key_id == active
 
@@ -32,9 +33,12 @@ def test_bodies_are_encrypted_at_rest_with_their_key_id(client, services):
 def test_a_body_moved_onto_another_row_is_refused_not_served(client, services):
     a = create(client, patient(family="Alpha"))
     b = create(client, patient(family="Beta"))
-    with services.db.write() as conn:
+
+    def move_body(conn):
         a_body = conn.execute(select(resource_versions.c.body).where(resource_versions.c.resource_id == a["id"])).scalar_one()
         conn.execute(update(resource_versions).where(resource_versions.c.resource_id == b["id"]).values(body=a_body))
+
+    services.db.run_write(move_body)
     response = client.get(f"/fhir/Patient/{b['id']}")
     assert response.status_code == 500
     assert "Alpha" not in response.text
@@ -53,9 +57,8 @@ def test_a_failed_index_write_leaves_nothing_half_written(client, services, monk
     monkeypatch.setattr(services.store, "_reindex", fail)
     response = client.post("/fhir/Patient", content=orjson.dumps(patient()), headers=FHIR_JSON)
     assert response.status_code == 500
-    with services.db.read() as conn:
-        for table in (resources, resource_versions, search_index):
-            assert conn.execute(select(table)).first() is None
+    for table in (resources, resource_versions, search_index):
+        assert services.db.run_read(lambda conn, t=table: conn.execute(select(t)).first()) is None
 
 
 def test_key_rotation_reencrypts_everything_while_the_api_keeps_serving(client, services):

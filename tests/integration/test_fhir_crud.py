@@ -132,3 +132,27 @@ class TestConditionalCreate:
         create(client, patient(family="Twin"))
         response = create(client, patient(family="Twin"), {"If-None-Exist": "family=Twin"})
         assert response.status_code == 412
+
+
+class TestConcurrentWrites:
+    def test_a_write_that_lost_a_race_is_409_and_changes_nothing(self, client, monkeypatch):
+        from gateway.store import resources
+
+        created = create(client, patient()).json()
+        rid = created["id"]
+        created["gender"] = "male"
+        client.put(f"/fhir/Patient/{rid}", content=orjson.dumps(created), headers=FHIR_JSON)
+        real_first = resources._SELECT_CURRENT.first
+
+        def stale_view(conn, params):  # as if another writer committed version 2 after we looked
+            version, updated = real_first(conn, params)
+            return (version - 1, updated)
+
+        monkeypatch.setattr(resources._SELECT_CURRENT, "first", stale_view)
+        created["gender"] = "other"
+        response = client.put(f"/fhir/Patient/{rid}", content=orjson.dumps(created), headers=FHIR_JSON)
+        assert response.status_code == 409
+        assert response.json()["issue"][0]["code"] == "conflict"
+        monkeypatch.undo()
+        current = client.get(f"/fhir/Patient/{rid}")
+        assert current.json()["gender"] == "male" and current.headers["etag"] == 'W/"2"'

@@ -1,0 +1,39 @@
+"""Risk levels as determined by the victim survivor, the practitioner and the multi-agency team,
+and the risk and protective factors they rest on."""
+
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+
+from gateway.domain.vocabulary import ProtectiveFactor, RiskDeterminedBy, RiskFactor, RiskLevel
+
+
+class Presence(str, Enum):
+    PRESENT = "present"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FactorObservation:
+    """One risk or protective factor as the team recorded it (coded where the list has it)."""
+
+    text: str
+    risk_factor: RiskFactor | None = None
+    protective_factor: ProtectiveFactor | None = None
+    presence: Presence = Presence.PRESENT
+    frequency: str | None = None  # the 3B tool asks for frequency and severity of risk factors
+    severity: str | None = None
+
+    @property
+    def is_protective(self) -> bool:
+        return self.protective_factor is not None
+
+
+@dataclass(frozen=True)
+class RiskDetermination:
+    level: RiskLevel
+    determined_by: RiskDeterminedBy
+    on: date
+    rationale: str = ""
+    factors: tuple[FactorObservation, ...] = ()

@@ -3,15 +3,8 @@ and the risk and protective factors they rest on."""
 
 from dataclasses import dataclass
 from datetime import date
-from enum import Enum
 
-from gateway.domain.vocabulary import ProtectiveFactor, RiskDeterminedBy, RiskFactor, RiskLevel
-
-
-class Presence(str, Enum):
-    PRESENT = "present"
-    ABSENT = "absent"
-    UNKNOWN = "unknown"
+from gateway.domain.vocabulary import FactorPresence, ProtectiveFactor, RiskDeterminedBy, RiskFactor, RiskLevel
 
 
 @dataclass(frozen=True)
@@ -21,7 +14,7 @@ class FactorObservation:
     text: str
     risk_factor: RiskFactor | None = None
     protective_factor: ProtectiveFactor | None = None
-    presence: Presence = Presence.PRESENT
+    presence: FactorPresence = FactorPresence.PRESENT
     frequency: str | None = None  # the 3B tool asks for frequency and severity of risk factors
     severity: str | None = None
 

@@ -4,16 +4,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
 
-from gateway.domain.vocabulary import YesNoUnknown
+from gateway.domain.vocabulary import StrategyArea, YesNoUnknown
 from gateway.errors import BusinessRuleViolation
-
-
-class StrategyArea(str, Enum):
-    """The three strategy areas of the 3A tool, Part 3 B."""
-
-    SUPPORTS = "victim-survivor-supports"
-    PUV_VISIBILITY = "puv-visibility"
-    OTHER = "other-risk-management"
 
 
 class ActionStatus(str, Enum):  # FHIR task-status codes, so the Task carries them as they are

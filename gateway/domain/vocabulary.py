@@ -248,6 +248,45 @@ class SafetyMeasure(Coded):
     OTHER = "other", "Other"
 
 
+class FactorPresence(Coded):
+    system_name = nonmember("factor-presence")
+    title = nonmember("Whether a risk or protective factor is present")
+    PRESENT = "present", "Present"
+    ABSENT = "absent", "Absent"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class FactorDetail(Coded):
+    system_name = nonmember("factor-detail")
+    title = nonmember("Detail recorded about a risk factor (3B Part 4)")
+    FREQUENCY = "frequency", "Frequency"
+    SEVERITY = "severity", "Severity"
+
+
+class StrategyArea(Coded):
+    """The three strategy areas of the 3A tool, Part 3 B."""
+
+    system_name = nonmember("strategy-area")
+    title = nonmember("Multi-agency safety planning strategy area")
+    SUPPORTS = "victim-survivor-supports", "Facilitate engagement of supports for the victim survivor"
+    PUV_VISIBILITY = "puv-visibility", "PuV visibility and action interventions"
+    OTHER = "other-risk-management", "Other risk management"
+
+
+class TaskParameter(Coded):
+    system_name = nonmember("task-parameter")
+    title = nonmember("Inputs and outputs of the gateway's Tasks")
+    SUBJECT = "subject", "A person the request is about"
+    INFORMATION_CATEGORY = "information-category", "Category of information requested"
+    PURPOSE = "purpose", "Purpose of the request"
+    QUESTION = "question", "What the requester asks"
+    RESPONSE = "response", "An item of information given in answer"
+    FEEDBACK_RECORDED_ON = "feedback-recorded-on", "Feedback on an action: when it was given"
+    FEEDBACK_DONE = "feedback-done", "Feedback on an action: was it done?"
+    FEEDBACK_SAFETY_IMPROVED = "feedback-safety-improved", "Feedback on an action: did safety improve?"
+    FEEDBACK_FURTHER_INFORMATION = "feedback-further-information", "Feedback on an action: further information"
+
+
 class TaskType(Coded):
     system_name = nonmember("task-type")
     title = nonmember("Kind of task a case carries")
@@ -281,6 +320,10 @@ ALL_VOCABULARIES: tuple[type[Coded], ...] = (
     RiskFactor,
     ProtectiveFactor,
     SafetyMeasure,
+    FactorPresence,
+    FactorDetail,
+    StrategyArea,
+    TaskParameter,
     TaskType,
     FlagType,
 )

@@ -10,7 +10,8 @@ from gateway.domain.events import RedFlagRaised, RiskLevelChanged
 from gateway.domain.forms import Attendance, Closure, Meeting, MeetingKind, Referral, Signature
 from gateway.domain.people import Person
 from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus
-from gateway.domain.safety_plan import ActionFeedback, ActionStatus, SafetyPlanAction, StrategyArea
+from gateway.domain.safety_plan import ActionFeedback, ActionStatus, SafetyPlanAction
+from gateway.domain.vocabulary import StrategyArea
 from gateway.domain.summary import summarise
 from gateway.domain.team import Team, TeamMember
 from gateway.domain.vocabulary import (

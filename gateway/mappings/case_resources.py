@@ -1,0 +1,35 @@
+"""Every FHIR resource that records a case, in an order a transaction can store them in."""
+
+from gateway.domain.agencies import Agency
+from gateway.domain.case import MultiAgencyCase
+from gateway.domain.events import RedFlagRaised
+from gateway.mappings import (
+    care_plan,
+    care_team,
+    consent,
+    episode,
+    flag,
+    organization,
+    patient,
+    risk_assessment,
+    rfi,
+    safety_action,
+)
+
+
+def case_resources(case: MultiAgencyCase, agencies: list[Agency]) -> list[dict]:
+    record = episode.CaseRecord.of(case)
+    victim = record.victim_survivor_id
+    found = [organization.to_fhir(a) for a in agencies]
+    found += [patient.to_fhir(p) for p in case.people]
+    found.append(care_team.to_fhir(case.team, case.id, victim))
+    found.append(episode.to_fhir(record))
+    for i, determination in enumerate(case.risk_history()):
+        found += risk_assessment.to_fhir(determination, f"{case.id}-risk-{i}", victim, case.id)
+    found += [safety_action.to_fhir(a, case.id, victim) for a in case.actions]
+    found.append(care_plan.to_fhir(case.id, victim, [a.id for a in case.actions]))
+    found += [rfi.to_fhir(r, case.id) for r in case.rfis]
+    found += [consent.to_fhir(c) for c in case.consents]
+    flags = [e for e in case.events if isinstance(e, RedFlagRaised)]
+    found += [flag.to_fhir(f, f"{case.id}-flag-{i}", victim, case.team.lead_agency()) for i, f in enumerate(flags)]
+    return found

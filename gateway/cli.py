@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(run=_serve)
 
+    demo = verbs.add_parser("demo", help="work the case from the Level 3 tools on the configured database, step by step")
+    demo.set_defaults(run=_demo)
+
     db = verbs.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True, metavar="ACTION")
     db.add_parser("upgrade", help="create or migrate the schema to the newest revision").set_defaults(run=_db_upgrade)
 
@@ -65,6 +68,19 @@ def _serve(args) -> int:
     services = _services()
     try:
         uvicorn.run(create_app(services), host=args.host, port=args.port, access_log=False, log_config=None)
+    finally:
+        services.close()
+    return 0
+
+
+def _demo(_args) -> int:
+    from gateway.demo.runner import run_demo
+
+    services = _services()
+    try:
+        base = (services.settings.base_url.rstrip("/") or "http://127.0.0.1:8080") + "/fhir"
+        case = run_demo(services.fhir, base)
+        print(f"\nThe record is in {services.db.url.render_as_string(hide_password=True)}; see /fhir/EpisodeOfCare/{case.id}")
     finally:
         services.close()
     return 0

@@ -1,0 +1,29 @@
+"""`gateway demo` works the case from the tools on the embedded default and leaves a record."""
+
+import httpx2 as httpx
+
+from gateway.store.encryption import generate_kek
+from tests.support.server import GatewayProcess, gateway_env, run_gateway
+
+
+def test_demo_prints_each_step_refuses_closure_at_imminent_risk_and_stores_the_case(tmp_path):
+    env = gateway_env(tmp_path, generate_kek(), GATEWAY_LOG_LEVEL="WARNING")
+    result = run_gateway(["demo"], env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("=== Step ") == 9
+    assert "REFUSED, as the tools require: The case cannot be closed: the latest multi-agency risk level is imminent" in out
+    assert "multi-agency risk now: imminent" in out and "multi-agency risk now: at-risk" in out
+    assert "OVERDUE" in out  # the youth-justice RFI was never answered
+    assert "Case case-logan-0427: closed" in out
+
+    server = GatewayProcess(env)
+    try:
+        case = httpx.get(f"{server.url}/fhir/EpisodeOfCare/case-logan-0427").json()
+        assert case["status"] == "finished" and case["managingOrganization"]["reference"] == "Organization/dfv-logan"
+        risks = httpx.get(f"{server.url}/fhir/RiskAssessment", params={"risk": "imminent", "_count": 0}).json()
+        assert risks["total"] >= 1
+        rfis = httpx.get(f"{server.url}/fhir/Task", params={"code": "rfi", "_count": 0}).json()
+        assert rfis["total"] == 7
+    finally:
+        server.stop()

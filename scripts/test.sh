@@ -12,6 +12,9 @@ if [ -z "${GATEWAY_TEST_POSTGRES_URL:-}" ]; then
   ./scripts/ensure-postgres.sh
 fi
 
+# Jars of the HAPI FHIR validator run by tests/support/hapi.py (Java 17 + Maven; cached in .cache/).
+./scripts/ensure-hapi-validator.sh
+
 # Kafka broker for the integration tests (to come):
 # ./scripts/ensure-kafka.sh
 

@@ -96,9 +96,18 @@ def when(question: str, answer: bool | Coded, operator: str = "=") -> tuple[When
     return (When(question, answer, operator),)
 
 
-def coded_risk_factors(name: str, text_: str) -> Item:
-    """The coded companion of a free-text risk-factor item."""
-    return choice(name, text_, VS_RISK_FACTOR, repeats=True)
+def factor_rows(name: str, text_: str, value_set: str, with_detail: bool) -> Item:
+    """One row per factor: coded where the list has it, described in words, and for risk factors
+    the frequency and severity the 3B tool asks for."""
+    detail = (string("frequency", "Frequency"), string("severity", "Severity")) if with_detail else ()
+    return group(
+        name,
+        text_,
+        choice("factor", "Factor (coded, where the list has it)", value_set),
+        text("description", "Description", required=True),
+        *detail,
+        repeats=True,
+    )
 
 
 def attendance() -> tuple[Item, ...]:
@@ -119,10 +128,8 @@ def attendance() -> tuple[Item, ...]:
 
 def risk_and_protective_summary(rationale_text: str) -> tuple[Item, ...]:
     return (
-        text("key-risk-factors", "Key risk factors"),
-        coded_risk_factors("key-risk-factors-coded", "Key risk factors (coded)"),
-        text("key-protective-factors", "Key protective factors"),
-        choice("key-protective-factors-coded", "Key protective factors (coded)", VS_PROTECTIVE_FACTOR, repeats=True),
+        factor_rows("key-risk-factors", "Key risk factors", VS_RISK_FACTOR, with_detail=True),
+        factor_rows("key-protective-factors", "Key protective factors", VS_PROTECTIVE_FACTOR, with_detail=False),
         text("rationale", rationale_text),
     )
 
@@ -235,16 +242,22 @@ LEVEL_3A = (
                 "Has the victim-survivor been informed that the case is being coordinated by the "
                 "multi-agency team?",
             ),
-            date(
-                "victim-survivor-informed-date",
-                "Date the victim-survivor was informed",
-                when=when("victim-survivor-informed", True),
+            date("victim-survivor-informed-date", "Date informed, or date it was decided not to inform"),
+            text(
+                "victim-survivor-not-informed-reason",
+                "Why the victim-survivor was not informed",
+                when=when("victim-survivor-informed", False),
             ),
             boolean(
                 "puv-informed",
                 "Has the PuV been informed of the coordination (only where safe to do so)?",
             ),
-            date("puv-informed-date", "Date the PuV was informed", when=when("puv-informed", True)),
+            date("puv-informed-date", "Date informed, or date it was decided not to inform"),
+            text(
+                "puv-not-informed-reason",
+                "Why the PuV was not informed (e.g. unsafe: it would alert them to the coordination)",
+                when=when("puv-informed", False),
+            ),
         ),
     ),
     group(
@@ -294,6 +307,7 @@ LEVEL_3A = (
                 VS_PRACTITIONER_RISK_LEVEL,
                 required=True,
             ),
+            text("rationale", "Rationale for the multi-agency risk level"),
             text("immediate-safety-concerns", "Are there any immediate safety concerns?"),
             text(
                 "other-information",
@@ -411,18 +425,24 @@ LEVEL_3B = (
             "Have there been changes to the occurrence, frequency or severity of the high-risk factors to "
             "the victim-survivor or children identified in the initial multi-agency team meeting?",
         ),
-        text(
+        factor_rows(
             "new-risk-factors",
             "Are there any new risk factors (both high risk or general risk factors) to the victim-survivor "
             "or children present? Please detail frequency and severity of risk factors.",
+            VS_RISK_FACTOR,
+            with_detail=True,
         ),
-        coded_risk_factors("new-risk-factors-coded", "New risk factors (coded)"),
         text(
             "protective-factors-changed",
             "Has there been any change to the protective factors identified in the initial multi-agency "
             "team meeting (or subsequent meetings as relevant)? Please detail.",
         ),
-        text("new-protective-factors", "Are there any new protective factors now in place? Please detail."),
+        factor_rows(
+            "new-protective-factors",
+            "Are there any new protective factors now in place? Please detail.",
+            VS_PROTECTIVE_FACTOR,
+            with_detail=False,
+        ),
     ),
     group(
         "part5",

@@ -15,6 +15,7 @@ from gateway.domain.case import CoordinationNotice, MultiAgencyCase
 from gateway.domain.consent import ConsentRecord
 from gateway.domain.forms import (
     AgencyInvolvement,
+    AgencyUpdate,
     Attendance,
     CircumstanceChange,
     Closure,
@@ -205,7 +206,10 @@ def steps() -> list[Step]:
             MeetingKind.REVIEW, date(2026, 11, 20), _attendance("dfv-logan", "qps", "qcs", "qh"), RiskLevel.IMMINENT,
             rationale="Released on bail 18 Nov; breached the order on 19 Nov by attending the school.",
             victim_survivor_risk=RiskLevel.IMMINENT,
-            agency_updates=(("QCS", "Released on bail 18 Nov with reporting conditions"), ("QPS", "Breach reported 19 Nov; warrant sought")),
+            agency_updates=(
+                AgencyUpdate(T.CORRECTIONS, "Queensland Corrective Services", "Released on bail 18 Nov with reporting conditions"),
+                AgencyUpdate(T.POLICE, "Queensland Police Service, Logan District", "Breach reported 19 Nov; warrant sought"),
+            ),
             puv_change=CircumstanceChange(YesNoUnknown.YES, "Released from remand; breached the protection order"),
             victim_survivor_change=CircumstanceChange(YesNoUnknown.NO),
             children_change=CircumstanceChange(YesNoUnknown.YES, "PuV attended Lily's school"),

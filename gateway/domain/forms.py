@@ -76,6 +76,15 @@ class RfiInput:
 
 
 @dataclass(frozen=True)
+class AgencyUpdate:
+    """A row of 3B Part 2: an organisation's update on its actions since the last meeting."""
+
+    organisation_type: AgencyType
+    organisation_name: str
+    update: str
+
+
+@dataclass(frozen=True)
 class Attendance:
     """Who was at a meeting (3A Part 3 A, 3B Part 1)."""
 
@@ -111,7 +120,7 @@ class Meeting:
     strategy_supports: str = ""  # 3A Part 3 B 1
     strategy_puv_visibility: str = ""  # 3A Part 3 B 2
     strategy_other: str = ""  # 3A Part 3 B 3
-    agency_updates: tuple[tuple[str, str], ...] = ()  # 3B Part 2: (organisation, update)
+    agency_updates: tuple[AgencyUpdate, ...] = ()  # 3B Part 2
     victim_survivor_change: CircumstanceChange | None = None  # 3B Part 3
     puv_change: CircumstanceChange | None = None
     children_change: CircumstanceChange | None = None

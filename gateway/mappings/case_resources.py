@@ -11,6 +11,7 @@ from gateway.mappings import (
     flag,
     organization,
     patient,
+    questionnaire_response,
     risk_assessment,
     rfi,
     safety_action,
@@ -30,6 +31,10 @@ def case_resources(case: MultiAgencyCase, agencies: list[Agency]) -> list[dict]:
     found.append(care_plan.to_fhir(case.id, victim, [a.id for a in case.actions]))
     found += [rfi.to_fhir(r, case.id) for r in case.rfis]
     found += [consent.to_fhir(c) for c in case.consents]
+    found.append(questionnaire_response.intake_to_fhir(case))
+    found += [questionnaire_response.review_to_fhir(case, i) for i in range(1, len(case.meetings))]
+    if case.closure is not None:
+        found.append(questionnaire_response.closure_to_fhir(case))
     flags = [e for e in case.events if isinstance(e, RedFlagRaised)]
     found += [flag.to_fhir(f, f"{case.id}-flag-{i}", victim, case.team.lead_agency()) for i, f in enumerate(flags)]
     return found

@@ -105,3 +105,36 @@ def test_the_whole_case_is_valid_r4b_with_unique_ids(worked):
     assert {r["resourceType"] for r in resources} >= {
         "Organization", "Patient", "CareTeam", "EpisodeOfCare", "RiskAssessment", "Observation", "Task", "CarePlan", "Consent", "Flag"
     }
+
+
+class TestFormsAsQuestionnaireResponses:
+    def test_3a_intake_round_trips(self, worked):
+        from gateway.mappings import questionnaire_response as qr
+
+        response = valid(qr.intake_to_fhir(worked))
+        assert response["status"] == "completed"
+        roles = {p.id: p.role for p in worked.people}
+        assert qr.intake_from_fhir(response, roles) == qr.IntakeForm.of(worked)
+
+    def test_3a_is_in_progress_until_the_initial_meeting(self):
+        from gateway.mappings import questionnaire_response as qr
+
+        state = {}
+        for step in scenario.steps()[:3]:
+            step.run(state)
+        response = valid(qr.intake_to_fhir(state["case"]))
+        assert response["status"] == "in-progress"
+        form = qr.intake_from_fhir(response, {p.id: p.role for p in state["case"].people})
+        assert form.initial_meeting is None and len(form.rfi_inputs) == 6
+
+    def test_every_3b_review_round_trips(self, worked):
+        from gateway.mappings import questionnaire_response as qr
+
+        for index in range(1, len(worked.meetings)):
+            response = valid(qr.review_to_fhir(worked, index))
+            assert qr.review_from_fhir(response) == worked.meetings[index]
+
+    def test_3c_closure_round_trips(self, worked):
+        from gateway.mappings import questionnaire_response as qr
+
+        assert qr.closure_from_fhir(valid(qr.closure_to_fhir(worked))) == worked.closure

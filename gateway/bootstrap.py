@@ -11,6 +11,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from gateway.api.observability import Metrics
+from gateway.cases.repository import CaseRepository
+from gateway.cases.service import CaseService
+from gateway.fhir import conformance
 from gateway.fhir.service import FhirService
 from gateway.settings import Settings
 from gateway.store import migrate
@@ -28,6 +31,7 @@ class Services:
     keyring: DataKeyring
     store: ResourceStore
     fhir: FhirService
+    cases: CaseService
     metrics: Metrics
     version: str
 
@@ -46,7 +50,10 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         db.dispose()
         raise
     store = ResourceStore(keyring)
-    return Services(settings, db, keyring, store, FhirService(db, store), Metrics(), _version())
+    if upgrade_schema and settings.profiles_dir.is_dir():
+        conformance.publish(db, store, conformance.load_profiles(settings.profiles_dir))
+    cases = CaseService(db, CaseRepository(store))
+    return Services(settings, db, keyring, store, FhirService(db, store), cases, Metrics(), _version())
 
 
 def load_kek(settings: Settings) -> bytes:

@@ -42,4 +42,5 @@ def install(app: FastAPI) -> None:
             Issue(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", (".".join(str(p) for p in err["loc"]),))
             for err in exc.errors()
         ]
-        return outcome_response(400, operation_outcome(issues, "invalid"))
+        # 422 as FastAPI answers: the body parsed but a field broke its schema (unknown code, missing field)
+        return outcome_response(422, operation_outcome(issues, "invalid"))

@@ -18,11 +18,10 @@ from gateway.errors import Gone, InvalidRequest, NotFound, PreconditionFailed
 from gateway.fhir import bundles, dates
 from gateway.fhir.indexing import index_entries
 from gateway.fhir.search import SearchQuery, parse_search
-from gateway.fhir.validation import parse_json, require_supported_type, validate_resource
+from gateway.fhir.validation import parse_json, require_supported_type, require_valid_id, validate_resource
 from gateway.store.database import Database
 from gateway.store.resources import ResourceStore, StoredVersion
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(W/)?"?(\d+)"?$')
 
 
@@ -106,8 +105,7 @@ class FhirService:
 
     def update_in(self, conn: Connection, resource_id: str, data: dict, base: str, if_match: int | None) -> FhirResponse:
         resource_type = data["resourceType"]
-        if not _ID.match(resource_id):
-            raise InvalidRequest.at(f"{resource_type}.id", f"'{resource_id}' is not a valid FHIR id")
+        require_valid_id(resource_type, resource_id)
         if data.get("id") != resource_id:
             raise InvalidRequest.at(
                 f"{resource_type}.id", f"The resource id ({data.get('id')!r}) must match the id in the URL ({resource_id!r})"

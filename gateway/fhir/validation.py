@@ -4,6 +4,7 @@ The validated dict (not the pydantic model) is what the store keeps: re-serialis
 costs more than validating it (DESIGN.md section 9), and the input already is valid FHIR JSON.
 """
 
+import re
 from functools import lru_cache
 
 import orjson
@@ -12,6 +13,15 @@ from pydantic import ValidationError
 
 from gateway.errors import InvalidRequest, InvalidResource, Issue, NotFound
 from gateway.fhir.search_parameters import SUPPORTED_TYPES
+
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def require_valid_id(resource_type: str, resource_id: str) -> None:
+    """FHIR ids: 1-64 characters of letters, digits, '-' and '.'."""
+    if not _ID.match(resource_id):
+        raise InvalidRequest.at(f"{resource_type}.id", f"'{resource_id}' is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)")
 
 
 def parse_json(body: bytes) -> dict:

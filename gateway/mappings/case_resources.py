@@ -3,6 +3,7 @@
 from gateway.domain.agencies import Agency
 from gateway.domain.case import MultiAgencyCase
 from gateway.domain.events import RedFlagRaised
+from gateway.domain.vocabulary import FlagType
 from gateway.mappings import (
     care_plan,
     care_team,
@@ -18,7 +19,8 @@ from gateway.mappings import (
 )
 
 
-def case_resources(case: MultiAgencyCase, agencies: list[Agency]) -> list[dict]:
+def case_resources(case: MultiAgencyCase, agencies: list[Agency] = ()) -> list[dict]:
+    """`agencies`: Organizations to include (the registry usually holds them already)."""
     record = episode.CaseRecord.of(case)
     victim = record.victim_survivor_id
     found = [organization.to_fhir(a) for a in agencies]
@@ -35,6 +37,11 @@ def case_resources(case: MultiAgencyCase, agencies: list[Agency]) -> list[dict]:
     found += [questionnaire_response.review_to_fhir(case, i) for i in range(1, len(case.meetings))]
     if case.closure is not None:
         found.append(questionnaire_response.closure_to_fhir(case))
-    flags = [e for e in case.events if isinstance(e, RedFlagRaised)]
-    found += [flag.to_fhir(f, f"{case.id}-flag-{i}", victim, case.team.lead_agency()) for i, f in enumerate(flags)]
+    found += [flag.to_fhir(f, flag_id(f), victim, case.team.lead_agency()) for f in case.events if isinstance(f, RedFlagRaised)]
     return found
+
+
+def flag_id(raised: RedFlagRaised) -> str:
+    """Stable across reloads of the case: one flag per kind per case per day."""
+    kind = list(FlagType).index(raised.flag)  # FHIR ids are at most 64 characters: keep it short
+    return f"{raised.case_id}-flag-{raised.on:%Y%m%d}-{kind}"

@@ -9,6 +9,7 @@ from gateway.mappings.common import (
     coding,
     ext,
     ext_value,
+    ext_values,
     fhir_date,
     parse_date,
     profile_url,
@@ -33,6 +34,7 @@ class CaseRecord:
     referring_agency_id: str
     referral_contact: str
     referral_consent: ConsentStatus
+    people_ids: tuple[str, ...] = ()  # every person the case is about (each a Patient)
     closure_date: date | None = None
 
     @classmethod
@@ -48,6 +50,7 @@ class CaseRecord:
             case.referral.referring_agency_id,
             case.referral.referral_contact,
             case.referral.consent_status,
+            tuple(p.id for p in case.people),
             case.closure.closure_date if case.closure else None,
         )
 
@@ -65,6 +68,7 @@ def to_fhir(record: CaseRecord) -> dict:
             ext("referring-agency", valueReference=reference("Organization", record.referring_agency_id)),
             ext("referral-contact", valueString=record.referral_contact),
             ext("referral-consent-status", valueCoding=coding(record.referral_consent)),
+            *(ext("case-subject", valueReference=reference("Patient", pid)) for pid in record.people_ids),
         ],
         "status": record.status.value,
         "type": [{"coding": [{"system": "http://snomed.info/sct", "code": "225346004", "display": "Case management"}], "text": "Multi-agency family violence case"}],
@@ -86,5 +90,6 @@ def from_fhir(resource: dict) -> CaseRecord:
         referring_agency_id=reference_id(ext_value(resource, "referring-agency"), "Organization"),
         referral_contact=ext_value(resource, "referral-contact"),
         referral_consent=read_code(ext_value(resource, "referral-consent-status"), ConsentStatus),
+        people_ids=tuple(reference_id(r, "Patient") for r in ext_values(resource, "case-subject")),
         closure_date=parse_date(resource["period"].get("end")),
     )

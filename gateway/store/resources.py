@@ -16,6 +16,7 @@ from gateway.fhir import dates
 from gateway.fhir.indexing import IndexEntry
 from gateway.fhir.search import Criterion, DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
 from gateway.fhir.search_parameters import DATE, STRING
+from gateway.fhir.validation import require_valid_id
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.prepared import Prepared
 from gateway.store.schema import resource_versions as rv
@@ -62,6 +63,7 @@ class ResourceStore:
         `new_id` says the caller just minted the id (a create), so there is no current version
         to look up or index rows to remove.
         """
+        require_valid_id(resource_type, resource_id)
         current = None if new_id else _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id})
         current_version, current_updated = current if current else (0, 0)
         if if_match is not None and (current is None or current_version != if_match):

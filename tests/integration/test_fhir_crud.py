@@ -156,3 +156,19 @@ class TestConcurrentWrites:
         monkeypatch.undo()
         current = client.get(f"/fhir/Patient/{rid}")
         assert current.json()["gender"] == "male" and current.headers["etag"] == 'W/"2"'
+
+
+class TestConformanceResources:
+    def test_profiles_are_served_and_searchable(self, client):
+        questionnaire = client.get("/fhir/Questionnaire/level-3c")
+        assert questionnaire.status_code == 200
+        assert questionnaire.json()["url"].endswith("/Questionnaire/level-3c")
+        found = client.get("/fhir/CodeSystem", params={"url": "https://fv-gateway.example.org/fhir/CodeSystem/risk-level"}).json()
+        assert found["total"] == 1 and found["entry"][0]["resource"]["concept"][0]["code"] == "imminent"
+        assert client.get("/fhir/ValueSet/practitioner-risk-level").status_code == 200
+
+    def test_publishing_again_writes_nothing_new(self, services):
+        from gateway.fhir import conformance
+
+        resources = conformance.load_profiles(services.settings.profiles_dir)
+        assert conformance.publish(services.db, services.store, resources) == 0

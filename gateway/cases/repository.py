@@ -1,0 +1,99 @@
+"""A multi-agency case kept as its FHIR resources: rebuilt from them, written back in one transaction.
+
+The FHIR record is the single source of truth (the shared view every agency reads); the
+aggregate is rebuilt from the EpisodeOfCare, its Patients, CareTeam, form responses, Tasks and
+Consents, changed by one command, and only the resources whose content changed are written.
+"""
+
+import orjson
+from sqlalchemy import Connection
+
+from gateway.domain.agencies import Agency
+from gateway.domain.case import MultiAgencyCase
+from gateway.errors import NotFound
+from gateway.fhir.indexing import index_entries
+from gateway.fhir.search import parse_search
+from gateway.mappings import care_team, consent, episode, organization, patient, rfi, safety_action
+from gateway.mappings import questionnaire_response as forms
+from gateway.mappings.case_resources import case_resources
+from gateway.store.resources import ResourceStore
+from gateway.domain.vocabulary import TaskType
+
+
+class CaseRepository:
+    def __init__(self, store: ResourceStore):
+        self.store = store
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _resource(self, conn: Connection, resource_type: str, resource_id: str) -> dict | None:
+        found = self.store.current(conn, resource_type, resource_id)
+        return orjson.loads(found.body) if found and not found.deleted else None
+
+    def _search(self, conn: Connection, resource_type: str, params: list[tuple[str, str]]) -> list[dict]:
+        query = parse_search(resource_type, params)
+        query.count, query.with_total = 1000, False
+        found, _ = self.store.search(conn, query)
+        return [orjson.loads(v.body) for v in found]
+
+    def agency(self, conn: Connection, agency_id: str) -> Agency:
+        found = self._resource(conn, "Organization", agency_id)
+        if found is None:
+            raise NotFound(f"Agency {agency_id} is not registered (no Organization/{agency_id})")
+        return organization.from_fhir(found)
+
+    def load(self, conn: Connection, case_id: str) -> MultiAgencyCase:
+        found = self._resource(conn, "EpisodeOfCare", case_id)
+        if found is None:
+            raise NotFound(f"Case {case_id} does not exist")
+        record = episode.from_fhir(found)
+        people = [patient.from_fhir(self._resource(conn, "Patient", pid)) for pid in record.people_ids]
+        roles = {p.id: p.role for p in people}
+        intake = forms.intake_from_fhir(self._resource(conn, "QuestionnaireResponse", f"{case_id}-3a"), roles)
+        case = MultiAgencyCase(
+            id=case_id,
+            jurisdiction=record.jurisdiction,
+            referral=intake.referral,
+            people=people,
+            team=care_team.from_fhir(self._resource(conn, "CareTeam", f"{case_id}-team")),
+            status=record.status,
+            rfi_inputs=list(intake.rfi_inputs),
+            notices=list(intake.notices),
+        )
+        case.meetings = [intake.initial_meeting] if intake.initial_meeting else []
+        index = 1
+        while (review := self._resource(conn, "QuestionnaireResponse", f"{case_id}-3b-{index}")) is not None:
+            case.meetings.append(forms.review_from_fhir(review))
+            index += 1
+        closure = self._resource(conn, "QuestionnaireResponse", f"{case_id}-3c")
+        case.closure = forms.closure_from_fhir(closure) if closure else None
+        tasks = self._search(conn, "Task", [("focus", f"EpisodeOfCare/{case_id}")])
+        case.actions = [safety_action.from_fhir(t) for t in tasks if _task_type(t) == TaskType.SAFETY_ACTION.value]
+        case.rfis = [rfi.from_fhir(t) for t in tasks if _task_type(t) == TaskType.RFI.value]
+        case.consents = [
+            consent.from_fhir(c) for pid in record.people_ids for c in self._search(conn, "Consent", [("patient", f"Patient/{pid}")])
+        ]
+        return case
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def save(self, conn: Connection, case: MultiAgencyCase) -> int:
+        """Write every resource of the case whose content changed; return how many were written."""
+        written = 0
+        for resource in case_resources(case):
+            current = self._resource(conn, resource["resourceType"], resource["id"])
+            if current is not None and _content(current) == _content(resource):
+                continue
+            self.store.write(conn, resource, resource["resourceType"], resource["id"], index_entries(resource))
+            written += 1
+        return written
+
+
+def _task_type(task: dict) -> str | None:
+    return next((c["code"] for c in task.get("code", {}).get("coding", [])), None)
+
+
+def _content(resource: dict) -> dict:
+    found = {k: v for k, v in resource.items() if k not in ("meta", "id")}
+    found["meta"] = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+    return found

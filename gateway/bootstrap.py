@@ -14,6 +14,7 @@ from gateway.api.observability import Metrics
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
 from gateway.fhir import conformance
+from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.service import FhirService
 from gateway.settings import Settings
 from gateway.store import migrate
@@ -50,10 +51,12 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         db.dispose()
         raise
     store = ResourceStore(keyring)
-    if upgrade_schema and settings.profiles_dir.is_dir():
-        conformance.publish(db, store, conformance.load_profiles(settings.profiles_dir))
+    published = conformance.load_profiles(settings.profiles_dir) if settings.profiles_dir.is_dir() else []
+    if upgrade_schema:
+        conformance.publish(db, store, published)
+    fhir = FhirService(db, store, ProfileRegistry(published))
     cases = CaseService(db, CaseRepository(store))
-    return Services(settings, db, keyring, store, FhirService(db, store), cases, Metrics(), _version())
+    return Services(settings, db, keyring, store, fhir, cases, Metrics(), _version())
 
 
 def load_kek(settings: Settings) -> bytes:

@@ -8,9 +8,12 @@ Writes, all FHIR R4B JSON:
   ValueSet-<system_name>.json     all codes of that CodeSystem
   ValueSet-<subset>.json          the risk-level subsets the Level 3 tools offer (SUBSETS below)
   Questionnaire-level-3*.json     the Level 3A, 3B and 3C tools (tools/questionnaires.py)
+  StructureDefinition-<name>.json the profiles and extensions (tools/structure_definitions.py)
 
-Every resource is validated with fhir.resources.R4B, and each Questionnaire is checked for the
-rules that library does not enforce (item types, unique linkIds, answer lists that resolve),
+Every resource is validated with fhir.resources.R4B, each Questionnaire is checked for the
+rules that library does not enforce (item types, unique linkIds, answer lists that resolve), and
+each StructureDefinition for what the gateway's own validator relies on (paths the base resource
+has, bindings to ValueSets in profiles/, extensions defined here and used in their context),
 before anything is written. The JSON is stable (fixed key order, 2-space indent, trailing
 newline), so --check is a plain byte comparison. profiles/README.md is not generated.
 """
@@ -20,17 +23,28 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
 from fhir.resources.R4B import get_fhir_model_class
+from gateway.fhir.capability import capability_statement, supported_profiles
 from gateway.domain.vocabulary import ALL_VOCABULARIES, CANONICAL_BASE, Coded, RiskLevel
+from gateway.mappings.common import extension_url, profile_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = ROOT / "profiles"
 VERSION = "0.1.0"
 PUBLISHER = "Family-violence interoperability gateway"
-GENERATED_PATTERNS = ("CodeSystem-*.json", "ValueSet-*.json", "Questionnaire-*.json")
+GENERATED_PATTERNS = (
+    "CodeSystem-*.json",
+    "ValueSet-*.json",
+    "Questionnaire-*.json",
+    "StructureDefinition-*.json",
+    "CapabilityStatement-*.json",
+)
+FHIR_VERSION = "4.3.0"
+CORE_BASE = "http://hl7.org/fhir/StructureDefinition"
 REFERENCE_RESOURCE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/questionnaire-referenceResource"
 
 # R4B QuestionnaireItemType, less the abstract "question".
@@ -163,14 +177,24 @@ def subset_value_set(value_set_id: str, title: str, description: str, vocabulary
 # --- Questionnaires ------------------------------------------------------------------------------
 
 
-def _load_questionnaire_definitions():
-    """tools/questionnaires.py, loaded by path so this script works both run and imported."""
-    path = Path(__file__).resolve().parent / "questionnaires.py"
-    spec = importlib.util.spec_from_file_location("fv_gateway_tools_questionnaires", path)
+def _load_tool_module(file_name: str):
+    """A module of tools/, loaded by path so this script works both run and imported."""
+    path = Path(__file__).resolve().parent / file_name
+    spec = importlib.util.spec_from_file_location(f"fv_gateway_tools_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
+
+
+def _load_questionnaire_definitions():
+    """tools/questionnaires.py."""
+    return _load_tool_module("questionnaires.py")
+
+
+def _load_structure_definitions():
+    """tools/structure_definitions.py."""
+    return _load_tool_module("structure_definitions.py")
 
 
 def _enable_when(parent: str, condition) -> dict:
@@ -265,6 +289,212 @@ def questionnaire_problems(resource: dict, value_set_urls: set[str]) -> list[str
     return problems
 
 
+# --- StructureDefinitions: profiles and extensions -----------------------------------------------
+
+
+def slice_name(extension_name: str) -> str:
+    """subject-role -> subjectRole"""
+    head, *rest = extension_name.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _field_model(model, element: str):
+    """The model class of `element` of `model` (None for a primitive)."""
+    field = next((f for name, f in model.model_fields.items() if (f.alias or name) == element), None)
+    if field is None:
+        return None
+    found = re.search(r"\b([A-Z][A-Za-z0-9]*)Type\b", str(field.annotation))
+    if found is None:
+        return None
+    try:
+        return get_fhir_model_class(found.group(1))
+    except ValueError:
+        return None  # a primitive type
+
+
+def element_order(path: str) -> tuple[int, ...]:
+    """Where `path` (Task.restriction.period.end, Observation.value[x]) comes in its base
+    definition, as indexes of each step; raises ProfileError if the base has no such element."""
+    resource_type, *steps = path.split(".")
+    try:
+        model = get_fhir_model_class(resource_type)
+    except ValueError:
+        raise ProfileError(f"{path}: {resource_type} is not a FHIR R4B resource or type") from None
+    order = []
+    for step in steps:
+        sequence = model.elements_sequence() if model is not None else []
+        if step.endswith("[x]"):
+            stem = step[:-3]
+            choices = [i for i, name in enumerate(sequence) if name.startswith(stem) and name[len(stem):][:1].isupper()]
+            if not choices:
+                raise ProfileError(f"{path}: the base has no choice element {step}")
+            order.append(choices[0])
+            model = None  # nothing is constrained below a choice here
+        elif step in sequence:
+            order.append(sequence.index(step))
+            model = _field_model(model, step)
+        else:
+            raise ProfileError(f"{path}: the base has no element {step}")
+    return tuple(order)
+
+
+def _binding(value_set_id: str, value_set_urls: set[str], where: str) -> dict:
+    url = value_set_url(value_set_id)
+    if url not in value_set_urls:
+        raise ProfileError(f"{where}: binding to ValueSet {value_set_id}, which is not in profiles/")
+    return {"strength": "required", "valueSet": url}
+
+
+def _pattern_coding(code: Coded) -> dict:
+    return {"system": type(code).system(), "code": code.value}
+
+
+def _structure_definition_header(sd_id: str, title: str, description: str) -> dict:
+    return {
+        "resourceType": "StructureDefinition",
+        "id": sd_id,
+        "url": profile_url(sd_id),
+        "version": VERSION,
+        "name": pascal(sd_id),
+        "title": title,
+        "status": "active",
+        "publisher": PUBLISHER,
+        "description": description,
+        "fhirVersion": FHIR_VERSION,
+    }
+
+
+def extension_definition(definition, value_set_urls: set[str]) -> dict:
+    where = f"extension {definition.name}"
+    for context in definition.contexts:
+        element_order(context)
+    value: dict = {"id": "Extension.value[x]", "path": "Extension.value[x]", "min": 1}
+    value_type: dict = {"code": definition.value_type}
+    if definition.target:
+        if definition.value_type != "Reference":
+            raise ProfileError(f"{where}: a target needs a Reference value")
+        element_order(definition.target)
+        value_type["targetProfile"] = [f"{CORE_BASE}/{definition.target}"]
+    value["type"] = [value_type]
+    if definition.value_set:
+        if definition.value_type not in ("code", "Coding", "CodeableConcept"):
+            raise ProfileError(f"{where}: a {definition.value_type} value cannot be bound")
+        value["binding"] = _binding(definition.value_set, value_set_urls, where)
+    return {
+        **_structure_definition_header(definition.name, definition.title, definition.description),
+        "kind": "complex-type",
+        "abstract": False,
+        "context": [{"type": "element", "expression": context} for context in definition.contexts],
+        "type": "Extension",
+        "baseDefinition": f"{CORE_BASE}/Extension",
+        "derivation": "constraint",
+        "differential": {
+            "element": [
+                {"id": "Extension.extension", "path": "Extension.extension", "max": "0"},
+                {"id": "Extension.url", "path": "Extension.url", "fixedUri": extension_url(definition.name)},
+                value,
+            ]
+        },
+    }
+
+
+def _rule_element(rule, value_set_urls: set[str], where: str) -> dict:
+    element: dict = {"id": rule.path, "path": rule.path}
+    if rule.min is not None:
+        element["min"] = rule.min
+    if rule.max is not None:
+        element["max"] = rule.max
+    if rule.fixed_code is not None:
+        element["fixedCode"] = rule.fixed_code
+    if rule.pattern_concept is not None:
+        element["patternCodeableConcept"] = {"coding": [_pattern_coding(rule.pattern_concept)]}
+    if rule.pattern_coding is not None:
+        element["patternCoding"] = _pattern_coding(rule.pattern_coding)
+    if rule.value_set is not None:
+        element["binding"] = _binding(rule.value_set, value_set_urls, f"{where} {rule.path}")
+    if len(element) == 2:
+        raise ProfileError(f"{where} {rule.path}: a rule that constrains nothing")
+    return element
+
+
+def profile_definition(profile, extensions: dict, value_set_urls: set[str]) -> dict:
+    """The StructureDefinition of a profile; its differential in the order of the base resource."""
+    where = f"profile {profile.name}"
+    keyed: dict[str, tuple[tuple, dict]] = {}  # element id -> (sort key, element)
+
+    def add(element_id: str, key: tuple, element: dict) -> None:
+        if element_id in keyed:
+            raise ProfileError(f"{where}: {element_id} is constrained twice")
+        keyed[element_id] = (key, element)
+
+    slices = 0
+    for rule in profile.rules:
+        if getattr(rule, "extension", None) is None:  # a Rule, not a Slice
+            if not rule.path.startswith(f"{profile.type}."):
+                raise ProfileError(f"{where}: {rule.path} is not an element of {profile.type}")
+            add(rule.path, tuple((i, 0) for i in element_order(rule.path)), _rule_element(rule, value_set_urls, where))
+            continue
+        definition = extensions.get(rule.extension)
+        if definition is None:
+            raise ProfileError(f"{where}: extension {rule.extension} is not defined in tools/structure_definitions.py")
+        if rule.on not in definition.contexts:
+            raise ProfileError(f"{where}: extension {rule.extension} may not sit on {rule.on} (its context is "
+                               f"{', '.join(definition.contexts)})")
+        if rule.on.split(".")[0] != profile.type:
+            raise ProfileError(f"{where}: {rule.on} is not {profile.type} or one of its elements")
+        base_path = f"{rule.on}.extension"
+        base_key = tuple((i, 0) for i in element_order(base_path))
+        if base_path not in keyed:
+            add(base_path, base_key, {
+                "id": base_path,
+                "path": base_path,
+                "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"},
+            })
+        slices += 1
+        name = slice_name(rule.extension)
+        add(f"{base_path}:{name}", base_key[:-1] + ((base_key[-1][0], slices),), {
+            "id": f"{base_path}:{name}",
+            "path": base_path,
+            "sliceName": name,
+            "min": rule.min,
+            "max": rule.max,
+            "type": [{"code": "Extension", "profile": [extension_url(rule.extension)]}],
+        })
+    elements = [element for _, element in sorted(keyed.values(), key=lambda pair: pair[0])]
+    return {
+        **_structure_definition_header(profile.name, profile.title, profile.description),
+        "kind": "resource",
+        "abstract": False,
+        "type": profile.type,
+        "baseDefinition": f"{CORE_BASE}/{profile.type}",
+        "derivation": "constraint",
+        "differential": {"element": elements},
+    }
+
+
+def structure_definitions(value_set_urls: set[str]) -> dict[str, dict]:
+    """Every profile and extension definition by file name; raises ProfileError on a mistake."""
+    definitions = _load_structure_definitions()
+    extensions = {}
+    for definition in definitions.EXTENSIONS:
+        if definition.name in extensions:
+            raise ProfileError(f"extension {definition.name} is defined twice")
+        extensions[definition.name] = definition
+    found: dict[str, dict] = {}
+    for definition in definitions.EXTENSIONS:
+        found[f"StructureDefinition-{definition.name}.json"] = extension_definition(definition, value_set_urls)
+    for profile in definitions.PROFILES:
+        name = f"StructureDefinition-{profile.name}.json"
+        if name in found:
+            raise ProfileError(f"profile {profile.name} has the name of another StructureDefinition")
+        found[name] = profile_definition(profile, extensions, value_set_urls)
+    used = {getattr(rule, "extension", None) for profile in definitions.PROFILES for rule in profile.rules}
+    unused = sorted(set(extensions) - used)
+    if unused:
+        raise ProfileError(f"extensions no profile uses: {', '.join(unused)}")
+    return found
+
+
 # --- Build, validate, write ----------------------------------------------------------------------
 
 
@@ -292,6 +522,8 @@ def build() -> dict[str, dict]:
         resources[f"Questionnaire-{questionnaire_id}.json"] = questionnaire(questionnaire_id, title, description, items)
 
     value_set_urls = {r["url"] for r in resources.values() if r["resourceType"] == "ValueSet"}
+    resources.update(structure_definitions(value_set_urls))
+    resources["CapabilityStatement-gateway.json"] = capability(resources.values())
     problems = []
     for resource in resources.values():
         problems += fhir_problems(resource)
@@ -300,6 +532,13 @@ def build() -> dict[str, dict]:
     if problems:
         raise ProfileError("\n".join(problems))
     return resources
+
+
+def capability(resources) -> dict:
+    """The gateway's CapabilityStatement, as /fhir/metadata serves it (with the canonical base)."""
+    profiles = supported_profiles([r for r in resources if r["resourceType"] == "StructureDefinition"])
+    statement = json.loads(capability_statement(CANONICAL_BASE, "0.1.0", profiles))
+    return {"resourceType": statement.pop("resourceType"), "id": "gateway", "url": f"{CANONICAL_BASE}/CapabilityStatement/gateway", **statement}
 
 
 def render(resource: dict) -> str:

@@ -4,6 +4,7 @@ All are `async def`: FastAPI runs a plain `def` dependency on its thread pool, a
 more than the dependency itself.
 """
 
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -16,14 +17,23 @@ _JSON_TYPES = ("application/fhir+json", "application/json")
 _FORM = "application/x-www-form-urlencoded"
 
 
-async def fhir_service(request: Request) -> FhirService:
-    return request.app.state.services.fhir
+@dataclass(frozen=True)
+class FhirContext:
+    """What a FHIR route needs: the service, and the base URL for fullUrl, Location and links.
+
+    One dependency rather than two: each dependency FastAPI resolves costs tens of microseconds,
+    a noticeable share of a read that otherwise serves stored bytes.
+    """
+
+    service: FhirService
+    base: str
 
 
-async def fhir_base(request: Request) -> str:
-    configured = request.app.state.services.settings.base_url
+async def fhir_context(request: Request) -> FhirContext:
+    services = request.app.state.services
+    configured = services.settings.base_url
     root = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
-    return f"{root}/fhir"
+    return FhirContext(services.fhir, f"{root}/fhir")
 
 
 async def fhir_body(request: Request) -> bytes:
@@ -58,7 +68,6 @@ async def _bounded_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-Service = Annotated[FhirService, Depends(fhir_service)]
-Base = Annotated[str, Depends(fhir_base)]
+Fhir = Annotated[FhirContext, Depends(fhir_context)]
 Body = Annotated[bytes, Depends(fhir_body)]
 Form = Annotated[list[tuple[str, str]], Depends(search_form)]

@@ -175,6 +175,21 @@ class RfiPurpose(Coded):
     CHILD_WELLBEING_SAFETY = "child-wellbeing-safety", "Promoting a child's wellbeing or safety"
 
 
+class LegalBasis(Coded):
+    """The law a release (or a refusal) rests on; the consent engine cites these per rule."""
+
+    system_name = nonmember("legal-basis")
+    title = nonmember("Legal basis for sharing information")
+    VIC_FVISS = "vic-fvpa-part5a", "Family Violence Protection Act 2008 (Vic) Part 5A: Family Violence Information Sharing Scheme"
+    VIC_CISS = "vic-cwsa-part6a", "Child Wellbeing and Safety Act 2005 (Vic) Part 6A: Child Information Sharing Scheme"
+    QLD_DFVPA = "qld-dfvpa-part5a", "Domestic and Family Violence Protection Act 2012 (Qld) Part 5A, ss169A-169C"
+    WA_CCSA_S23 = "wa-ccsa-s23", "Children and Community Services Act 2004 (WA) s23"
+    WA_CCSA_S28 = "wa-ccsa-s28a-28c", "Children and Community Services Act 2004 (WA) ss28A-28C"
+    CONSENT = "consent", "Consent of the person the information is about"
+    SERIOUS_THREAT = "privacy-serious-threat", "Privacy law exception: necessary to lessen or prevent a serious threat to life, health, safety or welfare"
+    NONE = "none", "No legal basis: the information is not shared"
+
+
 class YesNoUnknown(Coded):
     system_name = nonmember("yes-no-unknown")
     title = nonmember("Yes, no or unknown")
@@ -316,6 +331,7 @@ ALL_VOCABULARIES: tuple[type[Coded], ...] = (
     ExcludedInformation,
     ConsentStatus,
     RfiPurpose,
+    LegalBasis,
     YesNoUnknown,
     RiskFactor,
     ProtectiveFactor,

@@ -11,7 +11,16 @@ from gateway.fhir.search_parameters import COMMON, RESOURCE_PARAMETERS
 INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
 
 
-def capability_statement(base_url: str, software_version: str) -> bytes:
+def supported_profiles(structure_definitions: list[dict]) -> dict[str, list[str]]:
+    """Resource type -> the profile URLs the gateway publishes and enforces for it."""
+    found: dict[str, list[str]] = {}
+    for definition in structure_definitions:
+        if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
+            found.setdefault(definition["type"], []).append(definition["url"])
+    return {t: sorted(urls) for t, urls in found.items()}
+
+
+def capability_statement(base_url: str, software_version: str, profiles: dict[str, list[str]] | None = None) -> bytes:
     statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -24,7 +33,7 @@ def capability_statement(base_url: str, software_version: str) -> bytes:
         "rest": [
             {
                 "mode": "server",
-                "resource": [_resource(t, params) for t, params in sorted(RESOURCE_PARAMETERS.items())],
+                "resource": [_resource(t, params, (profiles or {}).get(t, [])) for t, params in sorted(RESOURCE_PARAMETERS.items())],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
@@ -32,9 +41,11 @@ def capability_statement(base_url: str, software_version: str) -> bytes:
     return orjson.dumps(statement)
 
 
-def _resource(resource_type: str, params) -> dict:
-    return {
-        "type": resource_type,
+def _resource(resource_type: str, params, profiles: list[str]) -> dict:
+    found = {"type": resource_type}
+    if profiles:
+        found["supportedProfile"] = profiles
+    return found | {
         "interaction": [{"code": code} for code in INTERACTIONS],
         "versioning": "versioned-update",
         "readHistory": True,

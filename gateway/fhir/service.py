@@ -14,9 +14,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import Connection
 
-from gateway.errors import Gone, InvalidRequest, NotFound, PreconditionFailed
+from gateway.errors import BusinessRuleViolation, Gone, InvalidRequest, NotFound, PreconditionFailed
 from gateway.fhir import bundles, dates
-from gateway.fhir.indexing import index_entries
+from gateway.fhir.indexing import IndexEntry, index_entries
+from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.search import SearchQuery, parse_search
 from gateway.fhir.validation import parse_json, require_supported_type, require_valid_id, validate_resource
 from gateway.store.database import Database
@@ -33,21 +34,33 @@ class FhirResponse:
 
 
 class FhirService:
-    def __init__(self, db: Database, store: ResourceStore):
+    def __init__(self, db: Database, store: ResourceStore, profiles: ProfileRegistry | None = None):
         self.db = db
         self.store = store
+        self.profiles = profiles
+
+    def accept(self, data: dict, resource_type: str | None, path: str = "") -> dict:
+        """Valid R4B, and true to every profile it claims (422 naming the rule if not)."""
+        validate_resource(data, resource_type, path)
+        if self.profiles is not None and data.get("meta", {}).get("profile"):
+            issues = self.profiles.check(data, path)
+            if issues:
+                raise BusinessRuleViolation(f"{data['resourceType']} does not meet the profile it claims", issues)
+        return data
 
     # -- one transaction each (awaited by the API) ---------------------------------------------
 
     async def create(self, resource_type: str, body: bytes, base: str, if_none_exist: str | None = None) -> FhirResponse:
-        data = validate_resource(parse_json(body), resource_type)
-        return await self.db.write(lambda conn: self.create_in(conn, data, base, if_none_exist))
+        data = self.accept(parse_json(body), resource_type)
+        index = index_entries(data)  # computed here, so the single SQLite writer does SQL only
+        return await self.db.write(lambda conn: self.create_in(conn, data, base, if_none_exist, index=index))
 
     async def update(self, resource_type: str, resource_id: str, body: bytes, base: str, if_match: str | None) -> FhirResponse:
         require_supported_type(resource_type)
-        data = validate_resource(parse_json(body), resource_type)
+        data = self.accept(parse_json(body), resource_type)
         expected = parse_etag(if_match)
-        return await self.db.write(lambda conn: self.update_in(conn, resource_id, data, base, expected))
+        index = index_entries(data)
+        return await self.db.write(lambda conn: self.update_in(conn, resource_id, data, base, expected, index))
 
     async def delete(self, resource_type: str, resource_id: str) -> FhirResponse:
         require_supported_type(resource_type)
@@ -90,7 +103,13 @@ class FhirService:
     # -- inside a caller's transaction -------------------------------------------------------
 
     def create_in(
-        self, conn: Connection, data: dict, base: str, if_none_exist: str | None = None, resource_id: str | None = None
+        self,
+        conn: Connection,
+        data: dict,
+        base: str,
+        if_none_exist: str | None = None,
+        resource_id: str | None = None,
+        index: list[IndexEntry] | None = None,
     ) -> FhirResponse:
         resource_type = data["resourceType"]
         if if_none_exist:
@@ -99,18 +118,22 @@ class FhirService:
                 return _resource_response(200, existing, base)
         new_id = resource_id or str(uuid.uuid4())
         written = self.store.write(
-            conn, data, resource_type, new_id, index_entries(data), method="POST", new_id=resource_id is None
+            conn, data, resource_type, new_id, index if index is not None else index_entries(data),
+            method="POST", new_id=resource_id is None,
         )
         return _resource_response(201, written, base, location=True)
 
-    def update_in(self, conn: Connection, resource_id: str, data: dict, base: str, if_match: int | None) -> FhirResponse:
+    def update_in(
+        self, conn: Connection, resource_id: str, data: dict, base: str, if_match: int | None, index: list[IndexEntry] | None = None
+    ) -> FhirResponse:
         resource_type = data["resourceType"]
         require_valid_id(resource_type, resource_id)
         if data.get("id") != resource_id:
             raise InvalidRequest.at(
                 f"{resource_type}.id", f"The resource id ({data.get('id')!r}) must match the id in the URL ({resource_id!r})"
             )
-        written = self.store.write(conn, data, resource_type, resource_id, index_entries(data), if_match, method="PUT")
+        entries = index if index is not None else index_entries(data)
+        written = self.store.write(conn, data, resource_type, resource_id, entries, if_match, method="PUT")
         return _resource_response(201 if written.version_id == 1 else 200, written, base, location=True)
 
     def delete_in(self, conn: Connection, resource_type: str, resource_id: str) -> FhirResponse:

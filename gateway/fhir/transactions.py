@@ -15,7 +15,7 @@ from gateway.errors import BusinessRuleViolation, GatewayError, InvalidRequest, 
 from gateway.fhir import bundles
 from gateway.fhir.search import parse_search
 from gateway.fhir.service import FhirResponse, FhirService, parse_etag
-from gateway.fhir.validation import parse_json, require_supported_type, validate_resource
+from gateway.fhir.validation import parse_json, require_supported_type
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 
@@ -49,7 +49,7 @@ async def process_bundle(service: FhirService, body: bytes, base: str) -> FhirRe
         raise InvalidRequest.at("Bundle.entry", "Bundle.entry must be a list")
     if kind == "batch":
         return await _batch(service, raw_entries, base)
-    entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
+    entries = [_parse_entry(service, i, e) for i, e in enumerate(raw_entries)]
     return await _transaction(service, entries, base)
 
 
@@ -74,7 +74,7 @@ async def _batch(service: FhirService, raw_entries: list, base: str) -> FhirResp
     parts = []
     for i, raw in enumerate(raw_entries):
         try:
-            entry = _parse_entry(i, raw)
+            entry = _parse_entry(service, i, raw)
             run = service.db.read if entry.method == "GET" else service.db.write
             result = await run(lambda conn, entry=entry: _run(service, conn, entry, base))
             parts.append(_response_part(result))
@@ -83,7 +83,7 @@ async def _batch(service: FhirService, raw_entries: list, base: str) -> FhirResp
     return FhirResponse(200, bundles.response_bundle("batch-response", parts))
 
 
-def _parse_entry(index: int, raw: Any) -> Entry:
+def _parse_entry(service: FhirService, index: int, raw: Any) -> Entry:
     path = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
         raise InvalidRequest.at(f"{path}.request", "Each entry needs a request with method and url")
@@ -100,7 +100,7 @@ def _parse_entry(index: int, raw: Any) -> Entry:
     if method in ("POST", "PUT"):
         if not isinstance(resource, dict):
             raise InvalidRequest.at(f"{path}.resource", f"A {method} entry needs a resource")
-        validate_resource(resource, resource_type, path=f"{path}.resource")
+        service.accept(resource, resource_type, path=f"{path}.resource")
     if method in ("PUT", "DELETE") and resource_id is None:
         raise InvalidRequest.at(f"{path}.request.url", f"A {method} entry's url must be Type/id (conditional forms are not supported)")
     query = parse_qsl(url.query, keep_blank_values=True) if method == "GET" and resource_id is None else None

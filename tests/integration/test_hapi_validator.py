@@ -68,15 +68,7 @@ def test_profiles_directory_loads_without_problems(hapi_validator):  # noqa: F81
     assert hapi_validator.problems == []
 
 
-def test_profiles_are_valid_fhir(hapi_validator):  # noqa: F811
-    """The files in profiles/ themselves validate against the FHIR R4B core definitions."""
-    failures = {}
-    for path in sorted(PROFILES.rglob("*.json")) if PROFILES.is_dir() else []:
-        resource = json.loads(path.read_text(encoding="utf-8"))
-        errors = hapi_validator.errors(resource)
-        if errors:
-            failures[str(path.relative_to(PROFILES))] = errors
-    assert failures == {}
+# Every file of profiles/ validating is checked in test_hapi_conformance.py.
 
 
 # -- the loading of conformance resources, with a profiles directory of its own ---------------

@@ -233,3 +233,13 @@ class TestSummary:
         told_everyone(case)
         case.team.acknowledge_confidentiality("acco", date(2026, 11, 6))
         assert summarise(case, TYPES, NOW).warnings == []
+
+
+def test_a_factor_is_described_and_is_one_kind():
+    from gateway.domain.risk import FactorObservation
+    from gateway.domain.vocabulary import ProtectiveFactor, RiskFactor
+
+    with pytest.raises(BusinessRuleViolation, match="Describe the factor"):
+        FactorObservation("  ", RiskFactor.STALKING)
+    with pytest.raises(BusinessRuleViolation, match="not both"):
+        FactorObservation("Order", RiskFactor.BREACH_OF_ORDER, ProtectiveFactor.PROTECTION_ORDER)

@@ -18,3 +18,20 @@ def test_every_type_lists_common_and_own_parameters():
         names = [p["name"] for p in resource["searchParam"]]
         assert names == [p.name for p in COMMON + RESOURCE_PARAMETERS[resource["type"]]]
         assert len(names) == len(set(names)), f"duplicate search parameter on {resource['type']}"
+
+
+def test_the_published_capability_statement_is_what_the_server_serves():
+    from pathlib import Path
+
+    from gateway.fhir.conformance import load_profiles
+    from gateway.fhir.profiles import ProfileRegistry
+
+    profiles_dir = Path(__file__).resolve().parents[2] / "profiles"
+    published = orjson.loads((profiles_dir / "CapabilityStatement-gateway.json").read_bytes())
+    registry = ProfileRegistry(load_profiles(profiles_dir))
+    served = orjson.loads(capability_statement("http://x/fhir", "1.0", registry.supported))
+    assert served["rest"] == published["rest"]
+    task = next(r for r in served["rest"][0]["resource"] if r["type"] == "Task")
+    assert task["supportedProfile"] == sorted(
+        ["https://fv-gateway.example.org/fhir/StructureDefinition/fv-rfi", "https://fv-gateway.example.org/fhir/StructureDefinition/fv-safety-action"]
+    )

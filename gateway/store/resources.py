@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, not_, or_, select, update
 
 from gateway.errors import Conflict, PreconditionFailed
 from gateway.fhir import dates
@@ -215,13 +215,17 @@ def _criterion(resource_type: str, criterion: Criterion):
         return r.c.resource_id.in_([m.code for m in criterion.alternatives])
     if name == "_lastUpdated":
         return or_(*(_date_clause(m, r.c.last_updated, r.c.last_updated + 1) for m in criterion.alternatives))
-    match = or_(*(_index_clause(m) for m in criterion.alternatives))
-    return exists().where(
+    # IN (subquery) lets the (partial) index on the criterion find the few matching ids first;
+    # the explicit IS NOT NULL term tells SQLite's planner the partial index applies.
+    dated = criterion.param.type == DATE
+    present = si.c.lo.is_not(None) if dated else si.c.value.is_not(None)
+    matching = select(si.c.resource_id).where(
         si.c.resource_type == resource_type,
-        si.c.resource_id == r.c.resource_id,
         si.c.param == name,
-        match,
+        present,
+        or_(*(_index_clause(m) for m in criterion.alternatives)),
     )
+    return r.c.resource_id.in_(matching)
 
 
 def _index_clause(m):

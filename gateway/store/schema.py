@@ -4,7 +4,7 @@ Times are integer UTC microseconds so that SQLite and PostgreSQL sort and compar
 Resource bodies are AES-GCM ciphertext; `key_id` names the data key that encrypted each one.
 """
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -32,9 +32,9 @@ resource_versions = Table(
     Column("method", String(8), nullable=False),
     Column("key_id", String(32), nullable=True),  # NULL for a delete marker (no body)
     Column("body", LargeBinary, nullable=True),
-    Index("ix_resource_versions_key", "key_id"),
-    Index("ix_resource_versions_type_updated", "resource_type", "last_updated"),
 )
+
+_VALUED, _DATED = text("value IS NOT NULL"), text("lo IS NOT NULL")
 
 search_index = Table(
     "search_index",
@@ -48,8 +48,9 @@ search_index = Table(
     Column("raw", Text, nullable=True),
     Column("lo", BigInteger, nullable=True),
     Column("hi", BigInteger, nullable=True),
-    Index("ix_search_value", "resource_type", "param", "value"),
-    Index("ix_search_date", "resource_type", "param", "lo", "hi"),
+    # partial: a row has either a value or a date range, so each index holds only what it can match
+    Index("ix_search_value", "resource_type", "param", "value", sqlite_where=_VALUED, postgresql_where=_VALUED),
+    Index("ix_search_date", "resource_type", "param", "lo", "hi", sqlite_where=_DATED, postgresql_where=_DATED),
     Index("ix_search_resource", "resource_type", "resource_id"),
 )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from gateway.api.observability import Metrics
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
+from gateway.consent.engine import ConsentEngine
 from gateway.fhir import conformance
 from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.service import FhirService
@@ -33,6 +34,7 @@ class Services:
     store: ResourceStore
     fhir: FhirService
     cases: CaseService
+    consent: ConsentEngine
     metrics: Metrics
     version: str
 
@@ -42,6 +44,7 @@ class Services:
 
 def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     keyring = DataKeyring(load_kek(settings), settings.key_cache_seconds)
+    consent = ConsentEngine.from_directory(settings.consent_policies_dir)  # a bad policy file stops start-up here, naming file and rule
     db = Database(settings.resolved_database_url())
     try:
         if upgrade_schema:
@@ -56,7 +59,7 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         conformance.publish(db, store, published)
     fhir = FhirService(db, store, ProfileRegistry(published))
     cases = CaseService(db, CaseRepository(store))
-    return Services(settings, db, keyring, store, fhir, cases, Metrics(), _version())
+    return Services(settings, db, keyring, store, fhir, cases, consent, Metrics(), _version())
 
 
 def load_kek(settings: Settings) -> bytes:

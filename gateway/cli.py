@@ -7,6 +7,7 @@ import sys
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.consent.policy import PolicyError
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.store.encryption import DataKeyError, generate_kek
@@ -16,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (GatewayError, DataKeyError, ValidationError, OSError) as exc:
+    except (GatewayError, DataKeyError, PolicyError, ValidationError, OSError) as exc:
         print(f"gateway: {_one_line(exc)}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
@@ -38,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = verbs.add_parser("demo", help="work the case from the Level 3 tools on the configured database, step by step")
     demo.set_defaults(run=_demo)
+
+    consent = verbs.add_parser("consent", help="the consent-threshold engine").add_subparsers(
+        dest="consent_verb", required=True, metavar="ACTION"
+    )
+    consent.add_parser("policies", help="list the jurisdiction policies and their rules").set_defaults(run=_consent_policies)
+    consent.add_parser("decide", help="decide one item: JSON request on standard input, JSON decision on standard output").set_defaults(
+        run=_consent_decide
+    )
 
     db = verbs.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True, metavar="ACTION")
     db.add_parser("upgrade", help="create or migrate the schema to the newest revision").set_defaults(run=_db_upgrade)
@@ -83,6 +92,33 @@ def _demo(_args) -> int:
         print(f"\nThe record is in {services.db.url.render_as_string(hide_password=True)}; see /fhir/EpisodeOfCare/{case.id}")
     finally:
         services.close()
+    return 0
+
+
+def _consent_policies(_args) -> int:
+    from gateway.consent.engine import ConsentEngine
+
+    engine = ConsentEngine.from_directory(Settings().consent_policies_dir)
+    for _scheme, policy in sorted(engine.policies.items(), key=lambda kv: kv[0].value):
+        print(f"{policy.label}  {policy.spec.title}  ({policy.source}, {len(policy.rules)} rules)")
+        for rule in policy.rules:
+            print(f"  {rule.spec.id:45} {rule.spec.decision.value:22} {rule.spec.status:9} {rule.spec.legal_basis.value}")
+    return 0
+
+
+def _consent_decide(_args) -> int:
+    from gateway.consent.documents import DecisionIn, DecisionOut
+    from gateway.consent.engine import ConsentEngine
+
+    engine = ConsentEngine.from_directory(Settings().consent_policies_dir)
+    try:
+        request = DecisionIn.model_validate_json(sys.stdin.read())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "request"
+        print(f"gateway: consent decide: {field}: {err['msg']}", file=sys.stderr)
+        return 2
+    print(DecisionOut.of(engine.decide(request.to_domain())).model_dump_json(indent=2))
     return 0
 
 

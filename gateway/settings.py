@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     base_url: str = Field(default="", description="public base URL for fullUrl and links; empty means from the request")
     key_cache_seconds: float = Field(default=5.0, ge=0, description="how long a process trusts its cached active data key")
     log_level: str = "INFO"
+    consent_policies_dir: Path = Field(
+        default=Path(__file__).resolve().parent / "consent" / "policies",
+        description="one YAML policy per information-sharing scheme; a bad file stops start-up",
+    )
     profiles_dir: Path = Field(
         default=Path(__file__).resolve().parent.parent / "profiles",
         description="conformance resources published under /fhir at start-up",

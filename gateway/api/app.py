@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from gateway.api import cases, errors, fhir, health
+from gateway.api import cases, consent, errors, fhir, health
 from gateway.api.observability import ObservabilityMiddleware
 
 
@@ -16,6 +16,7 @@ def create_app(services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(fhir.router)
     app.include_router(cases.router)
+    app.include_router(consent.router)
     errors.install(app)
     app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
     return app

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from gateway.domain.vocabulary import AgencyType, Jurisdiction, PrescribedStatus
+from gateway.domain.vocabulary import PUV_SERVICE_TYPES, AgencyType, Jurisdiction, PrescribedStatus
 
 
 @dataclass(frozen=True)
@@ -16,4 +16,4 @@ class Agency:
     @property
     def works_with_person_using_violence(self) -> bool:
         """Services whose client is the person using violence: never told where she is (DESIGN 3)."""
-        return self.type in (AgencyType.SPECIALIST_FV_PERSON_USING_VIOLENCE, AgencyType.CORRECTIONS)
+        return self.type in PUV_SERVICE_TYPES

@@ -83,6 +83,11 @@ class AgencyType(Coded):
     OTHER = "other", "Other"
 
 
+# Services whose client is the person using violence: never told where the victim survivor is
+# unless a policy explicitly allows it (DESIGN section 3).
+PUV_SERVICE_TYPES = frozenset({AgencyType.SPECIALIST_FV_PERSON_USING_VIOLENCE, AgencyType.CORRECTIONS})
+
+
 class PrescribedStatus(Coded):
     system_name = nonmember("prescribed-status")
     title = nonmember("Prescribed status under an information-sharing scheme")

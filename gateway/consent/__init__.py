@@ -1,0 +1,1 @@
+"""The consent-threshold engine: jurisdiction policies as data, a decision per information item."""

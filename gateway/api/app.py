@@ -14,7 +14,7 @@ def create_app(services) -> FastAPI:
     )
     app.state.services = services
     app.include_router(health.router)
-    app.include_router(fhir.router)
+    app.router.routes.extend(fhir.routes)
     app.include_router(cases.router)
     app.include_router(consent.router)
     errors.install(app)

@@ -1,18 +1,25 @@
-"""FHIR R4B REST interactions. Each route parses, calls one service function, and returns."""
+"""FHIR R4B REST interactions. Each route parses, calls one service function, and returns.
 
-from typing import Annotated
+These are plain Starlette routes in the FastAPI app, not FastAPI path operations: FHIR bodies
+are FHIR JSON validated by fhir.resources, the API is described by /fhir/metadata (not OpenAPI),
+and FastAPI's dependency and schema machinery cost about as much as serving a stored resource.
+Errors raised here reach the same exception handlers as every other route.
+"""
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import Response
+from urllib.parse import parse_qsl
 
-from gateway.api.deps import Body, Fhir, Form
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api.deps import bounded_body, fhir_base, require_media_type
 from gateway.api.errors import FHIR_JSON
 from gateway.fhir.capability import capability_statement
-from gateway.fhir.service import FhirResponse
+from gateway.fhir.service import FhirResponse, FhirService
 from gateway.fhir.transactions import process_bundle
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4B"])
-OptionalHeader = Annotated[str | None, Header()]
+_JSON_TYPES = ("application/fhir+json", "application/json")
+_FORM = ("application/x-www-form-urlencoded",)
 
 
 def fhir_response(result: FhirResponse, prefer: str | None = None) -> Response:
@@ -20,67 +27,95 @@ def fhir_response(result: FhirResponse, prefer: str | None = None) -> Response:
     return Response(body, status_code=result.status, headers=result.headers, media_type=FHIR_JSON)
 
 
+def _service(request: Request) -> FhirService:
+    return request.app.state.services.fhir
+
+
 def _params(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
 
 
-@router.get("/metadata", summary="CapabilityStatement: exactly what this server supports")
-async def metadata(request: Request, fhir: Fhir) -> Response:
-    profiles = fhir.service.profiles.supported if fhir.service.profiles else None
-    return Response(capability_statement(fhir.base, request.app.version, profiles), media_type=FHIR_JSON)
+async def _json_body(request: Request) -> bytes:
+    require_media_type(request, _JSON_TYPES)
+    return await bounded_body(request)
 
 
-@router.post("", summary="Process a transaction or batch Bundle")
-async def bundle(fhir: Fhir, body: Body) -> Response:
-    return fhir_response(await process_bundle(fhir.service, body, fhir.base))
+async def metadata(request: Request) -> Response:
+    profiles = _service(request).profiles
+    body = capability_statement(fhir_base(request), request.app.version, profiles.supported if profiles else None)
+    return Response(body, media_type=FHIR_JSON)
 
 
-@router.get("/{resource_type}", summary="Search")
-async def search(resource_type: str, request: Request, fhir: Fhir) -> Response:
-    return fhir_response(await fhir.service.search(resource_type, _params(request), fhir.base))
+async def bundle(request: Request) -> Response:
+    return fhir_response(await process_bundle(_service(request), await _json_body(request), fhir_base(request)))
 
 
-@router.post("/{resource_type}/_search", summary="Search with form-encoded parameters")
-async def search_post(resource_type: str, request: Request, fhir: Fhir, form: Form) -> Response:
-    return fhir_response(await fhir.service.search(resource_type, _params(request) + form, fhir.base))
+async def search(request: Request) -> Response:
+    kind = request.path_params["resource_type"]
+    return fhir_response(await _service(request).search(kind, _params(request), fhir_base(request)))
 
 
-@router.get("/{resource_type}/_history", summary="History of every resource of a type")
-async def type_history(resource_type: str, request: Request, fhir: Fhir) -> Response:
-    return fhir_response(await fhir.service.history(resource_type, None, _params(request), fhir.base))
+async def search_post(request: Request) -> Response:
+    require_media_type(request, _FORM)
+    form = parse_qsl((await bounded_body(request)).decode("utf-8", "replace"), keep_blank_values=True)
+    kind = request.path_params["resource_type"]
+    return fhir_response(await _service(request).search(kind, _params(request) + form, fhir_base(request)))
 
 
-@router.post("/{resource_type}", summary="Create (conditional with If-None-Exist)")
-async def create(
-    resource_type: str, fhir: Fhir, body: Body,
-    if_none_exist: OptionalHeader = None, prefer: OptionalHeader = None,
-) -> Response:
-    return fhir_response(await fhir.service.create(resource_type, body, fhir.base, if_none_exist), prefer)
+async def type_history(request: Request) -> Response:
+    kind = request.path_params["resource_type"]
+    return fhir_response(await _service(request).history(kind, None, _params(request), fhir_base(request)))
 
 
-@router.get("/{resource_type}/{resource_id}", summary="Read")
-async def read(resource_type: str, resource_id: str, fhir: Fhir) -> Response:
-    return fhir_response(await fhir.service.read(resource_type, resource_id, fhir.base))
+async def create(request: Request) -> Response:
+    kind, body = request.path_params["resource_type"], await _json_body(request)
+    result = await _service(request).create(kind, body, fhir_base(request), request.headers.get("if-none-exist"))
+    return fhir_response(result, request.headers.get("prefer"))
 
 
-@router.put("/{resource_type}/{resource_id}", summary="Update (version-aware with If-Match)")
-async def update(
-    resource_type: str, resource_id: str, fhir: Fhir, body: Body,
-    if_match: OptionalHeader = None, prefer: OptionalHeader = None,
-) -> Response:
-    return fhir_response(await fhir.service.update(resource_type, resource_id, body, fhir.base, if_match), prefer)
+async def read(request: Request) -> Response:
+    p = request.path_params
+    return fhir_response(await _service(request).read(p["resource_type"], p["resource_id"], fhir_base(request)))
 
 
-@router.delete("/{resource_type}/{resource_id}", summary="Delete (history is kept)")
-async def delete(resource_type: str, resource_id: str, fhir: Fhir) -> Response:
-    return fhir_response(await fhir.service.delete(resource_type, resource_id))
+async def update(request: Request) -> Response:
+    p, body = request.path_params, await _json_body(request)
+    result = await _service(request).update(
+        p["resource_type"], p["resource_id"], body, fhir_base(request), request.headers.get("if-match")
+    )
+    return fhir_response(result, request.headers.get("prefer"))
 
 
-@router.get("/{resource_type}/{resource_id}/_history", summary="History of one resource")
-async def history(resource_type: str, resource_id: str, request: Request, fhir: Fhir) -> Response:
-    return fhir_response(await fhir.service.history(resource_type, resource_id, _params(request), fhir.base))
+async def delete(request: Request) -> Response:
+    p = request.path_params
+    return fhir_response(await _service(request).delete(p["resource_type"], p["resource_id"]))
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="Read one version (vread)")
-async def vread(resource_type: str, resource_id: str, version_id: str, fhir: Fhir) -> Response:
-    return fhir_response(await fhir.service.vread(resource_type, resource_id, version_id, fhir.base))
+async def history(request: Request) -> Response:
+    p = request.path_params
+    result = await _service(request).history(p["resource_type"], p["resource_id"], _params(request), fhir_base(request))
+    return fhir_response(result)
+
+
+async def vread(request: Request) -> Response:
+    p = request.path_params
+    result = await _service(request).vread(p["resource_type"], p["resource_id"], p["version_id"], fhir_base(request))
+    return fhir_response(result)
+
+
+# Order matters: fixed segments (metadata, _search, _history) before the {id} that would match them.
+routes = [
+    Route("/fhir/metadata", metadata, methods=["GET"]),
+    Route("/fhir", bundle, methods=["POST"]),
+    Route("/fhir/{resource_type}", search, methods=["GET"]),
+    Route("/fhir/{resource_type}", create, methods=["POST"]),
+    Route("/fhir/{resource_type}/_search", search_post, methods=["POST"]),
+    Route("/fhir/{resource_type}/_history", type_history, methods=["GET"]),
+    Route("/fhir/{resource_type}/{resource_id}", read, methods=["GET"]),
+    Route("/fhir/{resource_type}/{resource_id}", update, methods=["PUT"]),
+    Route("/fhir/{resource_type}/{resource_id}", delete, methods=["DELETE"]),
+    Route("/fhir/{resource_type}/{resource_id}/_history", history, methods=["GET"]),
+    Route("/fhir/{resource_type}/{resource_id}/_history/{version_id}", vread, methods=["GET"]),
+]
+for _route in routes:  # the path template labels metrics and the access log (see observability)
+    _route.endpoint.route_path = _route.path

@@ -69,12 +69,20 @@ class ObservabilityMiddleware:
             await _send_unexpected(send_with_id, cid)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = _route_template(scope)
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
             access_log.info("%s %s %d %.1fms id=%s", method, route, status, elapsed * 1000, cid)
             correlation_id.reset(token)
+
+
+def _route_template(scope) -> str:
+    """The matched path template, never the concrete path (which can carry ids)."""
+    route = scope.get("route")
+    if route is not None and hasattr(route, "path"):
+        return route.path
+    return getattr(scope.get("endpoint"), "route_path", "unmatched")
 
 
 def _incoming_id(scope) -> str | None:

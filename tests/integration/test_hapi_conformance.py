@@ -25,7 +25,7 @@ from gateway.domain.vocabulary import IndigenousStatus, SubjectRole
 from gateway.mappings import patient
 from gateway.mappings.case_resources import case_resources
 from gateway.mappings.common import extension_url, profile_url
-from tests.support.hapi import PROFILES, hapi_validator  # noqa: F401
+from tests.support.hapi import PROFILES
 
 NOT_A_CODE = "not-a-code"
 
@@ -80,7 +80,7 @@ def _claiming(resources: list[dict], url: str) -> list[dict]:
 # --- everything the gateway emits, and profiles/ itself, is valid ---------------------------------
 
 
-def test_profiles_directory_loads_and_its_snapshots_generate(hapi_validator):  # noqa: F811
+def test_profiles_directory_loads_and_its_snapshots_generate(hapi_validator):
     """HAPI drops a differential it cannot use without failing validation, so this comes first."""
     assert hapi_validator.problems == []
     # the validator loads the definitions; the CapabilityStatement is validated, not loaded
@@ -88,7 +88,7 @@ def test_profiles_directory_loads_and_its_snapshots_generate(hapi_validator):  #
     assert hapi_validator.loaded == sum(r["resourceType"] in definitions for r in PROFILE_FILES.values())
 
 
-def _profile_file_errors(hapi_validator, resource: dict) -> list[dict]:  # noqa: F811
+def _profile_file_errors(hapi_validator, resource: dict) -> list[dict]:
     """HAPI's errors for a file of profiles/.
 
     An extension definition is validated with its contexts as `fhirpath` rather than `element`:
@@ -107,14 +107,14 @@ def _profile_file_errors(hapi_validator, resource: dict) -> list[dict]:  # noqa:
     return hapi_validator.errors(resource)
 
 
-def test_every_file_in_profiles_is_valid(hapi_validator):  # noqa: F811
+def test_every_file_in_profiles_is_valid(hapi_validator):
     failures = {
         name: errors for name, resource in PROFILE_FILES.items() if (errors := _profile_file_errors(hapi_validator, resource))
     }
     assert not failures, _report(failures)
 
 
-def test_a_broken_extension_definition_is_reported(hapi_validator):  # noqa: F811
+def test_a_broken_extension_definition_is_reported(hapi_validator):
     """Validated as above, an extension definition's mistakes are still found."""
     definition = copy.deepcopy(EXTENSIONS[extension_url("subject-role")])
     value = definition["differential"]["element"][-1]
@@ -123,7 +123,7 @@ def test_a_broken_extension_definition_is_reported(hapi_validator):  # noqa: F81
     assert any("Extension.value[x]" in e["message"] for e in errors), errors
 
 
-def test_every_resource_the_mappings_emit_conforms(hapi_validator, resources):  # noqa: F811
+def test_every_resource_the_mappings_emit_conforms(hapi_validator, resources):
     failures: dict[str, list[dict]] = defaultdict(list)
     for resource in resources:
         for issue in hapi_validator.validate(resource):
@@ -167,21 +167,21 @@ def _assert_rejected(errors: list[dict], location: str, *words: str) -> None:
     )
 
 
-def test_a_safety_action_needs_an_owner(hapi_validator, resources):  # noqa: F811
+def test_a_safety_action_needs_an_owner(hapi_validator, resources):
     task = _first(resources, "fv-safety-action")
     assert hapi_validator.errors(task) == []
     del task["owner"]
     _assert_rejected(hapi_validator.errors(task), "Task.owner", "minimum required = 1", "fv-safety-action")
 
 
-def test_an_rfi_needs_a_due_date(hapi_validator, resources):  # noqa: F811
+def test_an_rfi_needs_a_due_date(hapi_validator, resources):
     task = _first(resources, "fv-rfi")
     assert hapi_validator.errors(task) == []
     task["restriction"]["period"] = {"start": task["authoredOn"]}  # a period, but no end
     _assert_rejected(hapi_validator.errors(task), "Task.restriction.period.end", "minimum required = 1", "fv-rfi")
 
 
-def test_a_risk_level_must_be_in_risk_level(hapi_validator, resources):  # noqa: F811
+def test_a_risk_level_must_be_in_risk_level(hapi_validator, resources):
     assessment = _first(resources, "fv-risk-assessment")
     assert hapi_validator.errors(assessment) == []
     assessment["prediction"][0]["qualitativeRisk"]["coding"][0]["code"] = "extreme"
@@ -193,7 +193,7 @@ def test_a_risk_level_must_be_in_risk_level(hapi_validator, resources):  # noqa:
     )
 
 
-def test_a_person_needs_a_subject_role(hapi_validator, resources):  # noqa: F811
+def test_a_person_needs_a_subject_role(hapi_validator, resources):
     person = _first(resources, "fv-person")
     assert hapi_validator.errors(person) == []
     person["extension"] = [e for e in person["extension"] if e["url"] != extension_url("subject-role")]
@@ -264,7 +264,7 @@ def _subject(resources: list[dict], url: str, path: str) -> dict:
 
 
 @pytest.mark.parametrize(("url", "element"), list(_rules("required")))
-def test_each_required_element_is_enforced(hapi_validator, resources, url, element):  # noqa: F811
+def test_each_required_element_is_enforced(hapi_validator, resources, url, element):
     if "sliceName" in element:
         extension = element["type"][0]["profile"][0]
         resource = next(
@@ -292,7 +292,7 @@ def _break_codes(node) -> int:
 
 
 @pytest.mark.parametrize(("url", "element"), list(_rules("bound")))
-def test_each_required_binding_is_enforced(hapi_validator, resources, url, element):  # noqa: F811
+def test_each_required_binding_is_enforced(hapi_validator, resources, url, element):
     resource = _subject(resources, url, element["path"])
     assert sum(_break_codes(value) for value in _values(resource, element["path"])) > 0
     errors = hapi_validator.errors(resource)
@@ -301,7 +301,7 @@ def test_each_required_binding_is_enforced(hapi_validator, resources, url, eleme
 
 
 @pytest.mark.parametrize("url", sorted(u for u, sd in EXTENSIONS.items() if "binding" in sd["differential"]["element"][-1]))
-def test_each_extension_binding_is_enforced(hapi_validator, resources, url):  # noqa: F811
+def test_each_extension_binding_is_enforced(hapi_validator, resources, url):
     def extensions(node):
         if isinstance(node, dict):
             yield from (e for e in node.get("extension", ()) if e["url"] == url)
@@ -320,7 +320,7 @@ def test_each_extension_binding_is_enforced(hapi_validator, resources, url):  # 
 
 
 @pytest.mark.parametrize(("url", "element"), list(_rules("fixed")))
-def test_each_fixed_value_and_pattern_is_enforced(hapi_validator, resources, url, element):  # noqa: F811
+def test_each_fixed_value_and_pattern_is_enforced(hapi_validator, resources, url, element):
     resource = _subject(resources, url, element["path"])
     (parent,) = _parents(resource, _steps(element["path"]))
     key = _steps(element["path"])[-1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hapi import PROFILES, HapiValidator, hapi_validator  # noqa: F401
+from tests.support.hapi import HapiValidator
 
 VALID_PATIENT = {
     "resourceType": "Patient",
@@ -30,18 +30,18 @@ def _locations(issues):
     return [issue["location"] for issue in issues]
 
 
-def test_valid_patient_has_no_errors(hapi_validator):  # noqa: F811
+def test_valid_patient_has_no_errors(hapi_validator):
     assert hapi_validator.errors(VALID_PATIENT) == []
 
 
-def test_task_without_status_and_intent_is_invalid(hapi_validator):  # noqa: F811
+def test_task_without_status_and_intent_is_invalid(hapi_validator):
     errors = hapi_validator.errors({"resourceType": "Task", "id": "t1"})
     locations = _locations(errors)
     assert any("Task.status" in location for location in locations), errors
     assert any("Task.intent" in location for location in locations), errors
 
 
-def test_unknown_profile_is_an_error(hapi_validator):  # noqa: F811
+def test_unknown_profile_is_an_error(hapi_validator):
     patient = {
         **VALID_PATIENT,
         "meta": {"profile": ["http://example.org/fhir/StructureDefinition/no-such-profile"]},
@@ -51,18 +51,18 @@ def test_unknown_profile_is_an_error(hapi_validator):  # noqa: F811
     assert any("no-such-profile" in error["message"] for error in errors), errors
 
 
-def test_unknown_element_is_an_error(hapi_validator):  # noqa: F811
+def test_unknown_element_is_an_error(hapi_validator):
     errors = hapi_validator.errors({**VALID_PATIENT, "favouriteColour": "blue"})
     assert any("favouriteColour" in error["message"] for error in errors), errors
 
 
-def test_bad_input_gets_a_fatal_issue_and_the_validator_carries_on(hapi_validator):  # noqa: F811
+def test_bad_input_gets_a_fatal_issue_and_the_validator_carries_on(hapi_validator):
     issues = hapi_validator.validate({"id": "no-resource-type"})
     assert [issue["severity"] for issue in issues] == ["fatal"], issues
     assert hapi_validator.errors(VALID_PATIENT) == []
 
 
-def test_profiles_directory_loads_without_problems(hapi_validator):  # noqa: F811
+def test_profiles_directory_loads_without_problems(hapi_validator):
     """Every conformance resource in profiles/ parsed, has a url, is not a duplicate, and its
     snapshot generates without errors (HAPI would otherwise ignore a bad differential)."""
     assert hapi_validator.problems == []
@@ -133,7 +133,7 @@ CAPABILITY_STATEMENT = {"resourceType": "CapabilityStatement", "status": "draft"
 
 
 @pytest.fixture(scope="module")
-def own_profiles_validator(tmp_path_factory, hapi_validator):  # noqa: F811
+def own_profiles_validator(tmp_path_factory, hapi_validator):
     # hapi_validator first: skip/fail when Java or the jars are missing, as it does
     directory = tmp_path_factory.mktemp("profiles")
     files = {

@@ -10,13 +10,20 @@ is a hash of both.
 
 import hashlib
 import logging
-from dataclasses import replace
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gateway.consent.model import ConsentOnFile, Decision, DecisionRequest, Obligation, Outcome
+from gateway.consent.model import ConsentOnFile, Decision, DecisionRequest, Obligation, Outcome, Party
 from gateway.consent.policy import Policy, load_policies
-from gateway.domain.vocabulary import PUV_SERVICE_TYPES, ConsentStatus, InformationCategory, Jurisdiction, LegalBasis
+from gateway.domain.vocabulary import (
+    PUV_SERVICE_TYPES,
+    ConsentStatus,
+    InformationCategory,
+    Jurisdiction,
+    LegalBasis,
+    SubjectRole,
+)
 
 log = logging.getLogger("gateway.consent")
 POLICIES = Path(__file__).parent / "policies"
@@ -34,39 +41,47 @@ class ConsentEngine:
     def decide(self, request: DecisionRequest) -> Decision:
         policy = self.policies.get(request.jurisdiction) or self.policies[Jurisdiction.DEFAULT]
         try:
-            decision = self._decide(request, policy)
+            return self._decide(request, policy, _decision_id(request, policy))
         except Exception as exc:  # fail closed
             log.error("consent engine error %s: %s; denying", type(exc).__name__, exc)
-            decision = Decision(Outcome.DENY, "none", "engine-error", _REFUSAL, (),
-                                "The consent engine could not decide, so nothing is released.", policy.label)
-        return replace(decision, decision_id=_decision_id(request, policy))
+            return Decision(Outcome.DENY, "none", "engine-error", _REFUSAL, (),
+                            "The consent engine could not decide, so nothing is released.", policy.label, "engine-error")
 
-    def _decide(self, request: DecisionRequest, policy: Policy) -> Decision:
+    def _decide(self, request: DecisionRequest, policy: Policy, decision_id: str) -> Decision:
         if request.excluded:
             basis = policy.spec.excluded_information
             labels = ", ".join(sorted(e.display.lower() for e in request.excluded))
             return Decision(
                 Outcome.DENY, f"{LegalBasis(basis['legal_basis']).display}: {basis['cites']}", f"{policy.spec.scheme.value}-excluded-information",
                 _REFUSAL, (), f"Excluded information is never shared, whatever else holds (consent does not cure it): {labels}.", policy.label,
+                decision_id,
             )
         if (
-            request.category is InformationCategory.VICTIM_SURVIVOR_LOCATION
+            _reveals_where_she_is(request)
             and request.requester.agency_type in PUV_SERVICE_TYPES
             and request.requester.agency_type not in policy.spec.location_to_puv_services
         ):
             return Decision(
-                Outcome.DENY, "Safety of the victim survivor (MARAM; DESIGN section 3)", "victim-survivor-location-to-puv-service",
-                _REFUSAL, (), "The victim survivor's location is never sent to a service that works with the person using violence.",
-                policy.label,
+                Outcome.DENY, "Excluded information: could endanger a person's life or safety (FVPA 2008 (Vic) s144C; and the "
+                "safety-first principle of every scheme)", "victim-survivor-location-to-puv-service",
+                _REFUSAL, (), "The victim survivor's location (or housing that reveals it) is never sent to a service that works "
+                "with the person using violence, unless the scheme's policy lists that service.",
+                policy.label, decision_id,
             )
         consent = effective_consent(request)
         for rule in policy.rules:
             if rule.matches(request, consent):
-                spec = rule.spec
-                return Decision(spec.decision, f"{spec.legal_basis.display}: {spec.cites}", spec.id, tuple(spec.obligations),
-                                tuple(spec.redact), spec.explanation, policy.label)
+                return rule.decision(policy.label, decision_id)
         return Decision(Outcome.DENY, "none", f"{policy.spec.scheme.value}-no-rule", _REFUSAL, (),
-                        "No rule of the scheme covers this request, so nothing is released.", policy.label)
+                        "No rule of the scheme covers this request, so nothing is released.", policy.label, decision_id)
+
+
+def _reveals_where_she_is(request: DecisionRequest) -> bool:
+    """Her location itself, or a victim survivor's housing information, which gives it away."""
+    if request.category is InformationCategory.VICTIM_SURVIVOR_LOCATION:
+        return True
+    victim = request.subject_role in (SubjectRole.ADULT_VICTIM_SURVIVOR, SubjectRole.CHILD_VICTIM_SURVIVOR)
+    return victim and request.category is InformationCategory.HOUSING
 
 
 def effective_consent(request: DecisionRequest) -> ConsentStatus:
@@ -77,12 +92,38 @@ def effective_consent(request: DecisionRequest) -> ConsentStatus:
     """
     consent: ConsentOnFile = request.consent
     at = request.at or datetime.now(timezone.utc)
-    if consent.status is ConsentStatus.WITHDRAWN and consent.date is not None and consent.date > at:
-        return ConsentStatus.GIVEN if consent.covers(request.requester) else ConsentStatus.NOT_SOUGHT
+    if consent.date is not None and consent.date > at:
+        # at the time of release this answer had not been given; a later withdrawal means it was given then
+        covered = consent.status is ConsentStatus.WITHDRAWN and consent.covers(request.requester)
+        return ConsentStatus.GIVEN if covered else ConsentStatus.NOT_SOUGHT
     if consent.status is ConsentStatus.GIVEN and not consent.covers(request.requester):
         return ConsentStatus.NOT_SOUGHT
     return consent.status
 
 
 def _decision_id(request: DecisionRequest, policy: Policy) -> str:
-    return hashlib.sha256(f"{policy.label}|{request!r}".encode()).hexdigest()[:24]
+    """A hash of the request's fields in a fixed order (sets sorted), so every process agrees.
+
+    Vocabulary members are str subclasses whose text is their code, so they join as they are.
+    """
+    r, c = request, request.consent
+    fields = (
+        policy.label, r.jurisdiction, r.purpose, _party(r.requester), _party(r.releaser), r.subject_role, r.category,
+        _sorted(r.excluded), c.status, ",".join(sorted(c.recipients)), _instant(c.date), "1" if r.serious_threat else "0",
+        "1" if r.child_at_risk else "0", _instant(r.at),
+    )
+    return hashlib.blake2b("|".join(fields).encode(), digest_size=12).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _party(party: Party) -> str:
+    return f"{party.agency_type}:{_sorted(party.prescribed)}:{party.id or ''}"
+
+
+@lru_cache(maxsize=1024)
+def _sorted(codes: frozenset) -> str:
+    return ",".join(sorted(codes))
+
+
+def _instant(moment: datetime | None) -> str:
+    return repr(moment.timestamp()) if moment else ""

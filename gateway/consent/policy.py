@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.consent.model import DecisionRequest, Obligation, Outcome
+from gateway.consent.model import Decision, DecisionRequest, Obligation, Outcome
 from gateway.domain.vocabulary import (
     AgencyType,
     ConsentStatus,
@@ -78,8 +78,20 @@ class Rule:
     predicates: tuple[Predicate, ...]
     conditions: dict[str, Any]  # normalised, for the shadowing check
 
+    def __post_init__(self) -> None:  # what every decision by this rule carries, built once
+        object.__setattr__(self, "obligations", tuple(self.spec.obligations))
+        object.__setattr__(self, "redactions", tuple(self.spec.redact))
+
     def matches(self, request: DecisionRequest, consent: ConsentStatus) -> bool:
         return all(p(request, consent) for p in self.predicates)
+
+    def decision(self, policy_label: str, decision_id: str) -> Decision:
+        spec = self.spec
+        return Decision(spec.decision, self.basis, spec.id, self.obligations, self.redactions, spec.explanation, policy_label, decision_id)
+
+    @property
+    def basis(self) -> str:
+        return f"{self.spec.legal_basis.display}: {self.spec.cites}"
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,9 @@ class AgencyType(Coded):
 
 # Services whose client is the person using violence: never told where the victim survivor is
 # unless a policy explicitly allows it (DESIGN section 3).
-PUV_SERVICE_TYPES = frozenset({AgencyType.SPECIALIST_FV_PERSON_USING_VIOLENCE, AgencyType.CORRECTIONS})
+PUV_SERVICE_TYPES = frozenset(
+    {AgencyType.SPECIALIST_FV_PERSON_USING_VIOLENCE, AgencyType.CORRECTIONS, AgencyType.YOUTH_JUSTICE}
+)
 
 
 class PrescribedStatus(Coded):

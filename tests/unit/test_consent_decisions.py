@@ -61,9 +61,8 @@ TABLE = [
     # Victoria: by subject role
     ("VIC PuV without consent", ask(subject_role=PUV, consent=C.REFUSED), PERMIT, "VIC-person-using-violence"),
     ("VIC child without consent", ask(subject_role=CHILD, consent=C.NOT_SOUGHT), PERMIT, "VIC-child-victim-survivor"),
-    ("VIC adult, child at risk", ask(consent=C.REFUSED, child_at_risk=True), PERMIT, "VIC-adult-victim-survivor-child-at-risk"),
-    ("VIC third party, child at risk only", ask(subject_role=THIRD, consent=C.REFUSED, child_at_risk=True), DENY,
-     "VIC-consent-refused-or-withdrawn"),
+    ("VIC adult, child at risk", ask(consent=C.REFUSED, child_at_risk=True), PERMIT, "VIC-child-at-risk"),
+    ("VIC third party, child at risk", ask(subject_role=THIRD, consent=C.REFUSED, child_at_risk=True), PERMIT, "VIC-child-at-risk"),
     ("VIC adult, serious threat", ask(consent=C.REFUSED, serious_threat=True), PERMIT, "VIC-serious-threat"),
     ("VIC third party, serious threat", ask(subject_role=THIRD, consent=C.NOT_SOUGHT, serious_threat=True), PERMIT,
      "VIC-serious-threat"),
@@ -93,6 +92,10 @@ TABLE = [
      DENY, "victim-survivor-location-to-puv-service"),
     ("location to police with consent", ask(consent=C.GIVEN, category=InformationCategory.VICTIM_SURVIVOR_LOCATION), PERMIT,
      "VIC-consent-given"),
+    ("her housing never to corrections", ask(requester=Party(AgencyType.CORRECTIONS, frozenset({ISE})), consent=C.GIVEN,
+                                              category=InformationCategory.HOUSING), DENY, "victim-survivor-location-to-puv-service"),
+    ("his housing to corrections", ask(requester=Party(AgencyType.CORRECTIONS, frozenset({ISE})), subject_role=PUV,
+                                       category=InformationCategory.HOUSING), PERMIT, "VIC-person-using-violence"),
     # Queensland
     ("QLD serious threat without consent", ask(jurisdiction=Jurisdiction.QLD, requester=QLD_POLICE, releaser=QLD_DFV,
                                                consent=C.REFUSED, serious_threat=True), PERMIT, "QLD-serious-threat"),
@@ -157,9 +160,23 @@ def test_withdrawal_counts_from_the_moment_it_was_made():
     assert ENGINE.decide(after).decision is DENY
 
 
-def test_decisions_are_pure_and_identified():
+def test_consent_given_after_the_release_did_not_cover_it():
+    later = ConsentOnFile(C.GIVEN, date=NOW + timedelta(hours=1))
+    assert ENGINE.decide(ask(consent=later)).rule == "VIC-consent-not-sought"
+
+
+def test_decisions_are_pure_and_identified_the_same_in_every_process():
+    import subprocess
+    import sys
+
     first, second = ENGINE.decide(ask(consent=C.GIVEN)), ENGINE.decide(ask(consent=C.GIVEN))
     assert first == second and len(first.decision_id) == 24
+    code = (
+        "from tests.unit.test_consent_decisions import ENGINE, ask, C; print(ENGINE.decide(ask(consent=C.GIVEN)).decision_id)"
+    )
+    for seed in ("1", "2"):  # set iteration order differs between processes with different hash seeds
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": seed})
+        assert other.stdout.strip() == first.decision_id, other.stderr
     assert ENGINE.decide(ask(consent=C.REFUSED)).decision_id != first.decision_id
 
 

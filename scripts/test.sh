@@ -15,8 +15,8 @@ fi
 # Jars of the HAPI FHIR validator run by tests/support/hapi.py (Java 17 + Maven; cached in .cache/).
 ./scripts/ensure-hapi-validator.sh
 
-# Kafka broker for the integration tests (to come):
-# ./scripts/ensure-kafka.sh
+# Jars of the Kafka broker started by tests/support/kafka.py (Java 17 + Maven; cached in .cache/).
+./scripts/ensure-kafka.sh
 
 rc=0
 .venv/bin/python -m pytest "$@" || rc=$?

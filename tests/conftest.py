@@ -27,7 +27,7 @@ TEMPLATE = "gateway_template"
 def _clean_environ(monkeypatch):
     """Tests never inherit a developer's GATEWAY_* settings."""
     for name in list(os.environ):
-        if name.startswith("GATEWAY_") and name != "GATEWAY_TEST_POSTGRES_URL":
+        if name.startswith("GATEWAY_") and not name.startswith("GATEWAY_TEST_"):
             monkeypatch.delenv(name)
 
 

@@ -87,8 +87,7 @@ def _demo(_args) -> int:
 
     services = _services()
     try:
-        base = (services.settings.base_url.rstrip("/") or "http://127.0.0.1:8080") + "/fhir"
-        case = run_demo(services.fhir, base)
+        case = run_demo(services.db, services.cases.repository)
         print(f"\nThe record is in {services.db.url.render_as_string(hide_password=True)}; see /fhir/EpisodeOfCare/{case.id}")
     finally:
         services.close()

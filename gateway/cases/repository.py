@@ -79,21 +79,8 @@ class CaseRepository:
 
     def save(self, conn: Connection, case: MultiAgencyCase) -> int:
         """Write every resource of the case whose content changed; return how many were written."""
-        written = 0
-        for resource in case_resources(case):
-            current = self._resource(conn, resource["resourceType"], resource["id"])
-            if current is not None and _content(current) == _content(resource):
-                continue
-            self.store.write(conn, resource, resource["resourceType"], resource["id"], index_entries(resource))
-            written += 1
-        return written
+        return sum(self.store.write_if_changed(conn, r, index_entries(r)) for r in case_resources(case))
 
 
 def _task_type(task: dict) -> str | None:
     return next((c["code"] for c in task.get("code", {}).get("coding", [])), None)
-
-
-def _content(resource: dict) -> dict:
-    found = {k: v for k, v in resource.items() if k not in ("meta", "id")}
-    found["meta"] = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
-    return found

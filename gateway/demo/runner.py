@@ -1,27 +1,27 @@
 """`gateway demo`: work the case from the tools on the configured database and print each step.
 
-After every step the case's FHIR resources are written in one transaction Bundle through the
-same FHIR service the API uses, so the demo leaves a real record behind (`/fhir/EpisodeOfCare`).
+After every step the case is saved by the same repository the native API uses, in one
+transaction that writes only the resources the step changed, so the demo leaves a real record
+behind (`/fhir/EpisodeOfCare/case-logan-0427`, with one version per real change).
 """
 
-import asyncio
 from datetime import datetime, time, timezone
 from typing import Callable
 
-import orjson
-
+from gateway.cases.repository import CaseRepository
 from gateway.demo import scenario
 from gateway.demo.report import case_report, current_multi_agency_risk
 from gateway.domain.case import MultiAgencyCase
 from gateway.errors import BusinessRuleViolation
-from gateway.fhir.service import FhirService
-from gateway.fhir.transactions import process_bundle
-from gateway.mappings.case_resources import case_resources
+from gateway.fhir.indexing import index_entries
+from gateway.mappings import organization
+from gateway.store.database import Database
 
 AGENCY_TYPES = {a.id: a.type for a in scenario.AGENCIES}
 
 
-def run_demo(fhir: FhirService, base: str, say: Callable[[str], None] = print) -> MultiAgencyCase:
+def run_demo(db: Database, repository: CaseRepository, say: Callable[[str], None] = print) -> MultiAgencyCase:
+    db.run_write(lambda conn: _register_agencies(conn, repository))
     state: dict = {}
     for number, step in enumerate(scenario.steps(), 1):
         say(f"\n=== Step {number}: {step.title} ({step.form}) ===")
@@ -33,23 +33,17 @@ def run_demo(fhir: FhirService, base: str, say: Callable[[str], None] = print) -
             say(f"REFUSED, as the tools require: {refusal.message}")
             continue
         case = state["case"]
-        stored = asyncio.run(_store(fhir, case, base))
-        say(f"stored {stored} FHIR resources in one transaction; multi-agency risk now: {current_multi_agency_risk(case)}")
+        stored = db.run_write(lambda conn: repository.save(conn, case))
+        say(f"wrote {stored} changed FHIR resources in one transaction; multi-agency risk now: {current_multi_agency_risk(case)}")
         say(case_report(case, AGENCY_TYPES, _as_of(case)))
     return state["case"]
 
 
-async def _store(fhir: FhirService, case: MultiAgencyCase, base: str) -> int:
-    resources = case_resources(case, scenario.AGENCIES)
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
-        ],
-    }
-    await process_bundle(fhir, orjson.dumps(bundle), base)
-    return len(resources)
+def _register_agencies(conn, repository: CaseRepository) -> None:
+    """The worked case's agencies, as the registry would hold them (written when missing or changed)."""
+    for agency in scenario.AGENCIES:
+        resource = organization.to_fhir(agency)
+        repository.store.write_if_changed(conn, resource, index_entries(resource))
 
 
 def _as_of(case: MultiAgencyCase) -> datetime:

@@ -1,8 +1,8 @@
 """Publish the conformance resources of profiles/ (StructureDefinitions, CodeSystems, ValueSets,
 Questionnaires) into the store at start-up, so /fhir serves and searches them like any resource.
 
-A resource is written only when its content differs from the stored version, so restarts and
-several processes starting together leave one version per real change.
+A resource is written only when its content differs from the stored version, and processes
+starting together take turns, so restarts and replicas leave one version per real change.
 """
 
 import logging
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import orjson
 
-from gateway.errors import Conflict
 from gateway.fhir.indexing import index_entries
 from gateway.fhir.search_parameters import SUPPORTED_TYPES
 from gateway.fhir.validation import validate_resource
@@ -34,23 +33,10 @@ def publish(db: Database, store: ResourceStore, resources: list[dict]) -> int:
     """Write the resources whose content changed; return how many were written."""
 
     def job(conn) -> int:
-        written = 0
-        for resource in resources:
-            current = store.current(conn, resource["resourceType"], resource["id"])
-            if current is not None and not current.deleted and _content(orjson.loads(current.body)) == _content(resource):
-                continue
-            try:
-                store.write(conn, dict(resource), resource["resourceType"], resource["id"], index_entries(resource))
-            except Conflict:  # another process published the same file at the same moment
-                continue
-            written += 1
-        return written
+        db.advisory_lock(conn, "publish-conformance-resources")  # processes starting together take turns
+        return sum(store.write_if_changed(conn, r, index_entries(r)) for r in resources)
 
     written = db.run_write(job)
     if written:
         log.info("published %d conformance resources", written)
     return written
-
-
-def _content(resource: dict) -> dict:
-    return {k: v for k, v in resource.items() if k != "meta"}

@@ -94,6 +94,19 @@ class ResourceStore:
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
         return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body)
 
+    def write_if_changed(self, conn: Connection, resource: dict, index: Iterable[IndexEntry]) -> bool:
+        """Write `resource` as a new version unless the current one already says the same.
+
+        For publishers that rewrite whole records (profiles at start-up, a case after each form):
+        one version per real change, not one per save.
+        """
+        resource_type, resource_id = resource["resourceType"], resource["id"]
+        current = self.current(conn, resource_type, resource_id)
+        if current is not None and not current.deleted and _content(orjson.loads(current.body)) == _content(resource):
+            return False
+        self.write(conn, dict(resource), resource_type, resource_id, index)
+        return True
+
     def _advance(self, conn, resource_type, resource_id, current_version, version, now, deleted) -> None:
         if current_version == 0:
             row = dict(resource_type=resource_type, resource_id=resource_id, version_id=version, last_updated=now, deleted=deleted)
@@ -199,6 +212,13 @@ class _VersionRow(NamedTuple):
     method: str
     key_id: str | None
     body: bytes | None
+
+
+def _content(resource: dict) -> dict:
+    """A resource without what every write sets anew (id, meta.versionId, meta.lastUpdated)."""
+    found = {k: v for k, v in resource.items() if k not in ("meta", "id")}
+    found["meta"] = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+    return found
 
 
 def _versions():

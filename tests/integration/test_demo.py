@@ -25,5 +25,9 @@ def test_demo_prints_each_step_refuses_closure_at_imminent_risk_and_stores_the_c
         assert risks["total"] >= 1
         rfis = httpx.get(f"{server.url}/fhir/Task", params={"code": "rfi", "_count": 0}).json()
         assert rfis["total"] == 7
+        # one version per real change: an agency never changes, the intake form changes at each 3A step
+        assert httpx.get(f"{server.url}/fhir/Organization/qps/_history").json()["total"] == 1
+        intake_versions = httpx.get(f"{server.url}/fhir/QuestionnaireResponse/case-logan-0427-3a/_history").json()["total"]
+        assert 3 <= intake_versions <= 5
     finally:
         server.stop()

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from gateway.api.observability import Metrics
+from gateway.audit.ledger import AuditSigner, DisclosureLedger
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
 from gateway.consent.engine import ConsentEngine
@@ -35,6 +36,7 @@ class Services:
     fhir: FhirService
     cases: CaseService
     consent: ConsentEngine
+    ledger: DisclosureLedger
     metrics: Metrics
     version: str
 
@@ -59,18 +61,29 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         conformance.publish(db, store, published)
     fhir = FhirService(db, store, ProfileRegistry(published))
     cases = CaseService(db, CaseRepository(store))
-    return Services(settings, db, keyring, store, fhir, cases, consent, Metrics(), _version())
+    ledger = DisclosureLedger(db, store, load_audit_signer(settings))
+    return Services(settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version())
 
 
 def load_kek(settings: Settings) -> bytes:
     """GATEWAY_DATA_KEY, or for development a key generated once into the data directory."""
-    if settings.data_key:
-        return parse_kek(settings.data_key)
-    path = settings.data_dir / "data-key"
+    return parse_kek(_secret(settings, settings.data_key, "data-key", "GATEWAY_DATA_KEY"))
+
+
+def load_audit_signer(settings: Settings) -> AuditSigner:
+    """GATEWAY_AUDIT_SIGNING_KEY, or for development a key generated once into the data directory."""
+    raw = _secret(settings, settings.audit_signing_key, "audit-signing-key", "GATEWAY_AUDIT_SIGNING_KEY")
+    return AuditSigner.from_bytes(parse_kek(raw))
+
+
+def _secret(settings: Settings, configured: str, file_name: str, variable: str) -> str:
+    if configured:
+        return configured
+    path = settings.data_dir / file_name
     if not path.exists():
         _write_private(path, generate_kek())
-        log.warning("generated a development data key at %s; set GATEWAY_DATA_KEY in production", path)
-    return parse_kek(path.read_text())
+        log.warning("generated a development key at %s; set %s in production", path, variable)
+    return path.read_text()
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
         run=_consent_decide
     )
 
+    audit = verbs.add_parser("audit", help="the disclosure ledger").add_subparsers(dest="audit_verb", required=True, metavar="ACTION")
+    audit.add_parser("verify", help="check the ledger's chain, AuditEvents and signed checkpoints").set_defaults(run=_audit_verify)
+    audit.add_parser("sign", help="sign a checkpoint of the ledger's newest entry now").set_defaults(run=_audit_sign)
+
     db = verbs.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True, metavar="ACTION")
     db.add_parser("upgrade", help="create or migrate the schema to the newest revision").set_defaults(run=_db_upgrade)
 
@@ -118,6 +122,29 @@ def _consent_decide(_args) -> int:
         print(f"gateway: consent decide: {field}: {err['msg']}", file=sys.stderr)
         return 2
     print(DecisionOut.of(engine.decide(request.to_domain())).model_dump_json(indent=2))
+    return 0
+
+
+def _audit_verify(_args) -> int:
+    services = _services()
+    try:
+        result = services.ledger.verify()
+    finally:
+        services.close()
+    for problem in result.problems:
+        print(f"gateway: audit: {problem}", file=sys.stderr)
+    state = "intact" if result.intact else f"TAMPERED ({len(result.problems)} problems)"
+    print(f"ledger {state}: {result.entries} entries, {result.checkpoints} signed checkpoints")
+    return 0 if result.intact else 1
+
+
+def _audit_sign(_args) -> int:
+    services = _services()
+    try:
+        seq = services.ledger.sign_head()
+    finally:
+        services.close()
+    print(f"signed checkpoint at entry {seq}" if seq else "the ledger is empty; nothing to sign")
     return 0
 
 

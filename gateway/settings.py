@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="local state: SQLite file, dev key")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir")
     data_key: str = Field(default="", description="base64url 32-byte key-encryption key; empty means dev key file")
+    audit_signing_key: str = Field(
+        default="", description="base64url 32-byte Ed25519 key that signs ledger checkpoints; empty means dev key file"
+    )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     base_url: str = Field(default="", description="public base URL for fullUrl and links; empty means from the request")
     key_cache_seconds: float = Field(default=5.0, ge=0, description="how long a process trusts its cached active data key")
@@ -31,11 +34,11 @@ class Settings(BaseSettings):
         description="conformance resources published under /fhir at start-up",
     )
 
-    @field_validator("data_key")
+    @field_validator("data_key", "audit_signing_key")
     @classmethod
     def _no_placeholder(cls, value: str) -> str:
         if value.strip().lower() in PLACEHOLDER_SECRETS:
-            raise ValueError("GATEWAY_DATA_KEY is a placeholder; generate one with `gateway keys generate`")
+            raise ValueError("the key is a placeholder; generate one with `gateway keys generate`")
         return value
 
     def resolved_database_url(self) -> str:

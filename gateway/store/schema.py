@@ -64,3 +64,25 @@ data_keys = Table(
     Column("active", Boolean, nullable=False),
     Column("retired_at", BigInteger, nullable=True),
 )
+
+# The disclosure ledger (gateway.audit.ledger): each AuditEvent's digest chained to the one before.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("chain", String(64), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("chain", String(64), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("signed_at", BigInteger, nullable=False),
+)

@@ -30,7 +30,7 @@ def test_first_run_without_a_key_generates_a_private_dev_key(tmp_path):
     assert result.returncode == 0, result.stderr
     key_file = tmp_path / "data-key"
     assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
-    assert "development data key" in result.stderr
+    assert "generated a development key" in result.stderr and "data-key;" in result.stderr
     assert key_file.read_text().strip() not in result.stderr  # the key itself is never logged
 
 
@@ -111,3 +111,18 @@ def test_keys_rotate_runs_beside_a_serving_gateway(env):
     finally:
         done.set()
         server.stop()
+
+
+def test_audit_verify_and_sign_as_an_operator_runs_them(env):
+    from sqlalchemy import create_engine, text
+
+    assert run_gateway(["audit", "sign"], env).stdout.strip() == "the ledger is empty; nothing to sign"
+    fresh = run_gateway(["audit", "verify"], env)
+    assert fresh.returncode == 0 and "ledger intact: 0 entries" in fresh.stdout
+    database = create_engine(f"sqlite:///{env['GATEWAY_DATA_DIR']}/gateway.db")
+    with database.begin() as conn:  # a forged entry slipped in behind the gateway's back
+        conn.execute(text("INSERT INTO audit_chain VALUES (1, 'forged', 1, :d, :c, 0)"), {"d": "0" * 64, "c": "1" * 64})
+    database.dispose()
+    tampered = run_gateway(["audit", "verify"], env)
+    assert tampered.returncode == 1 and "TAMPERED" in tampered.stdout
+    assert "entry 1: chain broken" in tampered.stderr

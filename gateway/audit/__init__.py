@@ -1,0 +1,1 @@
+"""The disclosure ledger: AuditEvents for every release and refusal, chained, signed, verifiable."""

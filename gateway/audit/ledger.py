@@ -1,0 +1,161 @@
+"""The disclosure ledger: every release and refusal as an AuditEvent, hash-chained and signed.
+
+`record` runs inside the caller's transaction, so an AuditEvent is written with the release it
+records or not at all. Each entry stores the SHA-256 of the AuditEvent's stored bytes and a chain
+value, SHA-256(previous chain + digest); a checkpoint signs (Ed25519) the chain value at a
+sequence number, every CHECKPOINT_EVERY entries and on `gateway audit sign`. `verify` walks the
+chain: a removed entry leaves a gap, a reordered or edited entry breaks the chain, a changed
+AuditEvent no longer matches its digest, and a rewritten chain no longer matches the signed
+checkpoints. (Entries appended after the last checkpoint are protected by the chain only.)
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import Connection, func, insert, select
+
+from gateway.fhir.indexing import index_entries
+from gateway.store.database import Database
+from gateway.store.resources import ResourceStore
+from gateway.store.schema import audit_chain, audit_checkpoints
+
+GENESIS = "0" * 64
+CHECKPOINT_EVERY = 100
+
+
+class AuditSigner:
+    """The Ed25519 key that signs checkpoints; its public key verifies them."""
+
+    def __init__(self, private_key: Ed25519PrivateKey):
+        self._private = private_key
+        self.public_key = private_key.public_key()
+        raw = self.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.key_id = hashlib.sha256(raw).hexdigest()[:16]
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "AuditSigner":
+        return cls(Ed25519PrivateKey.from_private_bytes(raw))
+
+    def sign(self, seq: int, chain: str) -> bytes:
+        return self._private.sign(_checkpoint_message(seq, chain))
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+class DisclosureLedger:
+    def __init__(self, db: Database, store: ResourceStore, signer: AuditSigner):
+        self.db = db
+        self.store = store
+        self.signer = signer
+
+    def record(self, conn: Connection, event: dict) -> int:
+        """Store the AuditEvent and chain it, in the caller's transaction; return its sequence number."""
+        self.db.advisory_lock(conn, "audit-chain")  # one chain: appends from all processes take turns
+        head = conn.execute(select(audit_chain.c.seq, audit_chain.c.chain).order_by(audit_chain.c.seq.desc()).limit(1)).first()
+        seq, previous = (head.seq + 1, head.chain) if head else (1, GENESIS)
+        stored = self.store.write(conn, event, "AuditEvent", event["id"], index_entries(event), method="POST")
+        digest = hashlib.sha256(stored.body).hexdigest()
+        chain = _chain(previous, digest)
+        conn.execute(
+            insert(audit_chain).values(
+                seq=seq, event_id=event["id"], event_version=stored.version_id, digest=digest, chain=chain,
+                recorded_at=stored.last_updated,
+            )
+        )
+        if seq % CHECKPOINT_EVERY == 0:
+            self._checkpoint(conn, seq, chain)
+        return seq
+
+    def sign_head(self) -> int | None:
+        """Sign the newest entry now (`gateway audit sign`); return its sequence number."""
+
+        def job(conn: Connection) -> int | None:
+            self.db.advisory_lock(conn, "audit-chain")
+            head = conn.execute(select(audit_chain.c.seq, audit_chain.c.chain).order_by(audit_chain.c.seq.desc()).limit(1)).first()
+            if head is None or conn.execute(select(audit_checkpoints.c.seq).where(audit_checkpoints.c.seq == head.seq)).first():
+                return head.seq if head else None
+            self._checkpoint(conn, head.seq, head.chain)
+            return head.seq
+
+        return self.db.run_write(job)
+
+    def _checkpoint(self, conn: Connection, seq: int, chain: str) -> None:
+        conn.execute(
+            insert(audit_checkpoints).values(
+                seq=seq, chain=chain, key_id=self.signer.key_id, signature=self.signer.sign(seq, chain),
+                signed_at=time.time_ns() // 1000,
+            )
+        )
+
+    def verify(self, trusted_keys: dict[str, Ed25519PublicKey] | None = None) -> Verification:
+        keys = trusted_keys or {self.signer.key_id: self.signer.public_key}
+        return self.db.run_read(lambda conn: _verify(conn, self.store, keys))
+
+
+def _verify(conn: Connection, store: ResourceStore, keys: dict[str, Ed25519PublicKey]) -> Verification:
+    result = Verification()
+    chains: dict[int, str] = {}
+    previous, expected_seq = GENESIS, 1
+    for row in conn.execute(select(audit_chain).order_by(audit_chain.c.seq)):
+        result.entries += 1
+        if row.seq != expected_seq:
+            result.problems.append(f"entries {expected_seq}..{row.seq - 1} are missing")
+        expected_seq = row.seq + 1
+        if _chain(previous, row.digest) != row.chain:
+            result.problems.append(f"entry {row.seq}: chain broken (edited or reordered)")
+        previous = row.chain
+        chains[row.seq] = row.chain
+        result.problems.extend(_check_event(conn, store, row))
+    for checkpoint in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)):
+        result.checkpoints += 1
+        key = keys.get(checkpoint.key_id)
+        if key is None:
+            result.problems.append(f"checkpoint {checkpoint.seq}: signed by unknown key {checkpoint.key_id}")
+            continue
+        try:
+            key.verify(checkpoint.signature, _checkpoint_message(checkpoint.seq, checkpoint.chain))
+        except InvalidSignature:
+            result.problems.append(f"checkpoint {checkpoint.seq}: signature does not verify")
+        if chains.get(checkpoint.seq) != checkpoint.chain:
+            result.problems.append(f"checkpoint {checkpoint.seq}: the chain no longer matches what was signed")
+    last = max(chains, default=0)
+    if (conn.execute(select(func.max(audit_checkpoints.c.seq))).scalar() or 0) > last:
+        result.problems.append("a signed checkpoint refers to entries that are gone")
+    return result
+
+
+def _check_event(conn: Connection, store: ResourceStore, row) -> list[str]:
+    try:
+        recorded = store.version(conn, "AuditEvent", row.event_id, row.event_version)
+        current = store.current(conn, "AuditEvent", row.event_id)
+    except Exception as exc:  # a body that fails its integrity check is itself the finding
+        return [f"entry {row.seq}: AuditEvent/{row.event_id} cannot be read ({exc})"]
+    if recorded is None or recorded.body is None:
+        return [f"entry {row.seq}: AuditEvent/{row.event_id} is gone"]
+    problems = []
+    if hashlib.sha256(recorded.body).hexdigest() != row.digest:
+        problems.append(f"entry {row.seq}: AuditEvent/{row.event_id} was altered")
+    if current is None or current.version_id != row.event_version:
+        problems.append(f"entry {row.seq}: AuditEvent/{row.event_id} was changed after it was recorded")
+    return problems
+
+
+def _chain(previous: str, digest: str) -> str:
+    return hashlib.sha256(f"{previous}{digest}".encode()).hexdigest()
+
+
+def _checkpoint_message(seq: int, chain: str) -> bytes:
+    return f"gateway-audit-checkpoint:{seq}:{chain}".encode()

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password"}
+EXAMPLE_SECRETS = {"changethis", "changeme", "secret", "password"}
 
 
 class Settings(BaseSettings):
@@ -36,9 +36,9 @@ class Settings(BaseSettings):
 
     @field_validator("data_key", "audit_signing_key")
     @classmethod
-    def _no_placeholder(cls, value: str) -> str:
-        if value.strip().lower() in PLACEHOLDER_SECRETS:
-            raise ValueError("the key is a placeholder; generate one with `gateway keys generate`")
+    def _no_example_secret(cls, value: str) -> str:
+        if value.strip().lower() in EXAMPLE_SECRETS:
+            raise ValueError("the key is a well-known example value; generate one with `gateway keys generate`")
         return value
 
     def resolved_database_url(self) -> str:

@@ -37,7 +37,7 @@ def test_first_run_without_a_key_generates_a_private_dev_key(tmp_path):
 @pytest.mark.parametrize(
     "variables,expected",
     [
-        ({"GATEWAY_DATA_KEY": "changethis"}, "placeholder"),
+        ({"GATEWAY_DATA_KEY": "changethis"}, "well-known example value"),
         ({"GATEWAY_DATA_KEY": "too-short"}, "32 bytes"),
         ({"GATEWAY_MAX_BODY_BYTES": "lots"}, "GATEWAY_MAX_BODY_BYTES"),
         ({"GATEWAY_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "unreachable"),

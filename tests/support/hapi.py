@@ -31,10 +31,7 @@ from __future__ import annotations
 import atexit
 import collections
 import json
-import os
 import queue
-import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -42,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.services import java_problem, maven_jar_dir, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "ensure-hapi-validator.sh"
@@ -229,49 +227,14 @@ class HapiValidator:
         return "; its stderr ends with:\n" + "\n".join(self._stderr)
 
 
-def _java_problem(java: str = "java") -> str | None:
-    """Why ``java`` cannot run Validate.java, or None if it can."""
-    if shutil.which(java) is None:
-        return "`java` is not on PATH; install a Java 17+ JDK (Debian: openjdk-17-jdk-headless)"
-    try:
-        # properties on stderr, modules on stdout: one JVM start for both
-        probe = subprocess.run(
-            [java, "-XshowSettings:properties", "--list-modules"],
-            capture_output=True, text=True, timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"`java --list-modules` failed: {exc}"
-    match = re.search(r"^\s*java\.specification\.version = (\d+)", probe.stderr, re.MULTILINE)
-    if match is None or int(match.group(1)) < 17:
-        found = match.group(1) if match else "unknown"
-        return f"Java 17 or newer is needed (found specification version {found})"
-    if not re.search(r"^jdk\.compiler@", probe.stdout, re.MULTILINE):
-        return "a JDK is needed, not just a JRE (the source launcher compiles Validate.java)"
-    return None
-
-
 def jar_dir() -> tuple[Path | None, str | None]:
-    """The validator's jar directory, as ``scripts/ensure-hapi-validator.sh`` computes it, and
-    why it cannot be used (None if it can)."""
-    try:
-        result = subprocess.run(
-            [str(SCRIPT), "--print-dir"], cwd=ROOT, capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, f"{SCRIPT.relative_to(ROOT)} --print-dir failed: {exc}"
-    path = Path(result.stdout.strip()) if result.stdout.strip() else None
-    if result.returncode != 0:
-        return path, result.stderr.strip() or f"{SCRIPT.name} --print-dir exited {result.returncode}"
-    return path, None
+    """The validator's jar directory, and why it cannot be used (None if it can)."""
+    return maven_jar_dir(SCRIPT)
 
 
 def missing_reason() -> str | None:
     """Why the validator cannot be started here, or None if it can."""
-    problem = _java_problem()
-    if problem is not None:
-        return problem
-    _, problem = jar_dir()
-    return problem
+    return java_problem("the HAPI FHIR validator", need_compiler=True) or jar_dir()[1]
 
 
 @pytest.fixture(scope="session")
@@ -279,9 +242,7 @@ def hapi_validator() -> Iterator[HapiValidator]:
     """The HAPI FHIR validator for the whole test session, or skip (fail under CI=true)."""
     reason = missing_reason()
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the HAPI FHIR validator is not available: {reason}", pytrace=False)
-        pytest.skip(f"the HAPI FHIR validator is not available: {reason}")
+        unavailable("the HAPI FHIR validator", reason)
     directory, _ = jar_dir()
     assert directory is not None
     validator = HapiValidator(directory).start()

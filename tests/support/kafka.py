@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from tests.support.services import java_problem, maven_jar_dir, unavailable
 
 with warnings.catch_warnings():
     # kafka-python 3.0.12 reads its protocol schemas with importlib.resources.read_text (which
@@ -160,46 +161,14 @@ class KafkaBrokerError(RuntimeError):
 # -- finding Java and the jars ---------------------------------------------------------------
 
 
-def _java_problem(java: str = "java") -> str | None:
-    """Why ``java`` cannot run the broker, or None if it can."""
-    if shutil.which(java) is None:
-        return "`java` is not on PATH; install Java 17+ (Debian: openjdk-17-jre-headless)"
-    try:
-        probe = subprocess.run(
-            [java, "-XshowSettings:properties", "-version"],
-            capture_output=True, text=True, timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"`java -version` failed: {exc}"
-    match = re.search(r"^\s*java\.specification\.version = (\d+)", probe.stderr, re.MULTILINE)
-    if match is None or int(match.group(1)) < 17:
-        found = match.group(1) if match else "unknown"
-        return f"Kafka 4 needs Java 17 or newer (found specification version {found})"
-    return None
-
-
 def jar_dir() -> tuple[Path | None, str | None]:
-    """The broker's jar directory, as ``scripts/ensure-kafka.sh`` computes it, and why it cannot
-    be used (None if it can)."""
-    try:
-        result = subprocess.run(
-            [str(SCRIPT), "--print-dir"], cwd=ROOT, capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, f"{SCRIPT.relative_to(ROOT)} --print-dir failed: {exc}"
-    path = Path(result.stdout.strip()) if result.stdout.strip() else None
-    if result.returncode != 0:
-        return path, result.stderr.strip() or f"{SCRIPT.name} --print-dir exited {result.returncode}"
-    return path, None
+    """The broker's jar directory, and why it cannot be used (None if it can)."""
+    return maven_jar_dir(SCRIPT)
 
 
 def missing_reason() -> str | None:
     """Why a local broker cannot be started here, or None if it can."""
-    problem = _java_problem()
-    if problem is not None:
-        return problem
-    _, problem = jar_dir()
-    return problem
+    return java_problem("the Kafka 4 broker") or jar_dir()[1]
 
 
 def external_bootstrap() -> str | None:
@@ -589,9 +558,7 @@ def require_local_broker() -> Path:
     """The jar directory for a ``KafkaBroker``, or fail (``CI=true``) / skip the test."""
     reason = missing_reason()
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the Kafka broker is not available: {reason}", pytrace=False)
-        pytest.skip(f"the Kafka broker is not available: {reason}")
+        unavailable("the Kafka broker", reason)
     directory, _ = jar_dir()
     assert directory is not None
     return directory

@@ -37,6 +37,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
+from tests.support.services import unavailable
 
 ENV_URL = "GATEWAY_TEST_POSTGRES_URL"
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
@@ -359,9 +360,7 @@ def postgres_server() -> Iterator[_PostgresAPI]:
         return
     reason = _missing_reason()
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not installed: {reason}", pytrace=False)
-        pytest.skip(f"PostgreSQL is not available: {reason}")
+        unavailable("PostgreSQL", reason)
     server = PostgresServer().start()
     try:
         yield server

@@ -12,12 +12,22 @@ from pathlib import Path
 
 from gateway.api.observability import Metrics
 from gateway.audit.ledger import AuditSigner, DisclosureLedger
+from gateway.auth.services import Identity, build_identity
+from gateway.cases.information_requests import InformationRequests
+from gateway.cases.release import CaseReader, ReleaseCheck
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
+from gateway.connectors import open_transport
+from gateway.connectors.transport import Transport
 from gateway.consent.engine import ConsentEngine
 from gateway.fhir import conformance
 from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.service import FhirService
+from gateway.messaging.dead_letters import DeadLetters
+from gateway.messaging.inbox import Inbox
+from gateway.messaging.inbound import InboundProcessor
+from gateway.messaging.outbox import Outbox, OutboxRelay
+from gateway.messaging.worker import MessagingWorker
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.database import Database
@@ -39,8 +49,20 @@ class Services:
     ledger: DisclosureLedger
     metrics: Metrics
     version: str
+    transport: Transport
+    outbox: Outbox
+    dead_letters: DeadLetters
+    rfis: InformationRequests
+    inbound: InboundProcessor
+    relay: OutboxRelay
+    inbox: Inbox
+    identity: Identity
+
+    def worker(self, overdue_every: float = 60.0) -> MessagingWorker:
+        return MessagingWorker(self.db, self.transport, self.relay, self.inbound, self.rfis, overdue_every)
 
     def close(self) -> None:
+        self.transport.close()
         self.db.dispose()
 
 
@@ -62,7 +84,16 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     fhir = FhirService(db, store, ProfileRegistry(published))
     cases = CaseService(db, CaseRepository(store))
     ledger = DisclosureLedger(db, store, load_audit_signer(settings))
-    return Services(settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version())
+    outbox = Outbox(keyring)
+    dead_letters = DeadLetters(keyring, outbox)
+    rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, cases.clock)
+    transport = open_transport(settings, db, keyring)
+    relay = OutboxRelay(db, keyring, transport)
+    inbound = InboundProcessor(db, dead_letters, rfis.handle, relay.wake)
+    return Services(
+        settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version(), transport, outbox, dead_letters, rfis,
+        inbound, relay, Inbox(db, transport), identity=build_identity(settings, db, store, keyring),
+    )
 
 
 def load_kek(settings: Settings) -> bytes:

@@ -7,8 +7,11 @@ import sys
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.connectors.transport import TransportError
+from gateway.auth import commands as identity_commands
 from gateway.consent.policy import PolicyError
 from gateway.errors import GatewayError
+from gateway.messaging import commands as messaging_commands
 from gateway.settings import Settings
 from gateway.store.encryption import DataKeyError, generate_kek
 
@@ -17,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (GatewayError, DataKeyError, PolicyError, ValidationError, OSError) as exc:
+    except (GatewayError, DataKeyError, PolicyError, TransportError, ValidationError, OSError) as exc:
         print(f"gateway: {_one_line(exc)}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
@@ -52,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_parser("verify", help="check the ledger's chain, AuditEvents and signed checkpoints").set_defaults(run=_audit_verify)
     audit.add_parser("sign", help="sign a checkpoint of the ledger's newest entry now").set_defaults(run=_audit_sign)
 
+    messaging_commands.register(verbs, _services)
+
     db = verbs.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True, metavar="ACTION")
     db.add_parser("upgrade", help="create or migrate the schema to the newest revision").set_defaults(run=_db_upgrade)
 
@@ -61,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     rotate = keys.add_parser("rotate", help="new data key; re-encrypt stored data while the API keeps serving")
     rotate.add_argument("--batch", type=int, default=500, help="rows re-encrypted per transaction")
     rotate.set_defaults(run=_keys_rotate)
+    identity_commands.register(verbs, keys, _services)
     return parser
 
 
@@ -79,9 +85,13 @@ def _serve(args) -> int:
     from gateway.api.app import create_app
 
     services = _services()
+    worker = services.worker()
     try:
+        messaging_commands.ensure_topics(services)
+        worker.start()  # the outbox relay, inbound messages and overdue RFIs, beside the API
         uvicorn.run(create_app(services), host=args.host, port=args.port, access_log=False, log_config=None)
     finally:
+        worker.stop()
         services.close()
     return 0
 

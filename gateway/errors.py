@@ -4,6 +4,8 @@
     ├── InvalidRequest                400 invalid       malformed JSON, bad parameters
     │   ├── InvalidResource           400 structure     unknown or mistyped elements
     │   └── UnsupportedSearchParameter 400 not-supported
+    ├── Unauthorized                  401 login         no valid access token (with a WWW-Authenticate challenge)
+    ├── Forbidden                     403 forbidden     not this agency's to do or see
     ├── NotFound                      404 not-found     unknown type or id
     ├── MethodNotAllowed              405 not-supported
     ├── Conflict                      409 conflict      concurrent write lost the race
@@ -61,6 +63,22 @@ class InvalidResource(InvalidRequest):
 
 class UnsupportedSearchParameter(InvalidRequest):
     code = "not-supported"
+
+
+class Unauthorized(GatewayError):
+    """401: the request carries no valid access token. `headers` holds the RFC 6750 challenge."""
+
+    status = 401
+    code = "login"
+
+    def __init__(self, message: str, challenge: str = 'Bearer realm="gateway"'):
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(GatewayError):

@@ -5,11 +5,25 @@ environment at import time. Every variable is listed in README.md.
 """
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_SECRETS = {"changethis", "changeme", "secret", "password"}
+
+
+class TrustedIssuer(BaseModel):
+    """An external identity provider (Keycloak, Entra ID) whose access tokens the gateway accepts."""
+
+    issuer: str = Field(description="the exact `iss` of its tokens")
+    jwks_url: str = Field(description="where its public keys are published (https, or http on loopback)")
+    audience: str = Field(description="the `aud` its tokens carry for this gateway")
+    agency_claim: str = Field(default="agency", description="the claim that names the calling agency")
+    agencies: dict[str, str] = Field(default_factory=dict, description="claim value -> agency id, where they differ")
+    client_claim: str = Field(default="azp", description="the claim that names the calling system")
+    scope_claim: str = Field(default="scope", description="the claim with the granted scopes (Entra ID: roles)")
+    algorithms: list[str] = Field(default=["RS256", "ES256"], description="signature algorithms accepted from it")
 
 
 class Settings(BaseSettings):
@@ -32,6 +46,21 @@ class Settings(BaseSettings):
     profiles_dir: Path = Field(
         default=Path(__file__).resolve().parent.parent / "profiles",
         description="conformance resources published under /fhir at start-up",
+    )
+
+    transport: Literal["embedded", "kafka"] = Field(
+        default="embedded", description="where messages travel: the gateway's database (one machine) or Apache Kafka"
+    )
+    kafka_bootstrap: str = Field(default="", description="Kafka bootstrap servers, host:port[,host:port]; needed when transport=kafka")
+    kafka_partitions: int = Field(default=3, ge=1, description="partitions of each topic `gateway kafka init` creates")
+    kafka_replication: int = Field(default=1, ge=1, description="replication factor of each topic `gateway kafka init` creates")
+
+    token_lifetime_seconds: int = Field(default=300, ge=30, le=3600, description="lifetime of the access tokens /auth/token issues")
+    identity_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long a process trusts its cached signing keys, client revocations and JWKS fetches"
+    )
+    trusted_issuers: list[TrustedIssuer] = Field(
+        default_factory=list, description="external identity providers whose access tokens are accepted (JSON list)"
     )
 
     @field_validator("data_key", "audit_signing_key")

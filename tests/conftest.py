@@ -18,6 +18,7 @@ from gateway.store import migrate
 from gateway.store.database import Database
 from gateway.store.encryption import generate_kek
 from tests.support.hapi import hapi_validator  # noqa: F401  (fixtures shared by every test module)
+from tests.support.kafka import kafka_broker  # noqa: F401  (one broker for the whole session)
 from tests.support.postgres import postgres_server  # noqa: F401
 
 TEMPLATE = "gateway_template"

@@ -36,6 +36,7 @@ from gateway.domain.vocabulary import Coded, TaskType
 # ValueSet ids (profiles/ValueSet-<id>.json).
 VS_AGENCY_TYPE = "agency-type"
 VS_CONSENT_STATUS = "consent-status"
+VS_EXCLUDED_INFORMATION = "excluded-information"
 VS_FACTOR_DETAIL = "factor-detail"
 VS_FACTOR_PRESENCE = "factor-presence"
 VS_INDIGENOUS_STATUS = "indigenous-status"
@@ -49,6 +50,7 @@ VS_STRATEGY_AREA = "strategy-area"
 VS_SUBJECT_ROLE = "subject-role"
 VS_TASK_PARAMETER = "task-parameter"
 VS_TEAM_ROLE = "team-role"
+VS_WITHHELD_REASON = "withheld-reason"
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,23 @@ EXTENSIONS: tuple[ExtensionDefinition, ...] = (
         "When an item of information given in answer to a request for information was recorded.",
         ("Task.output",),
         "dateTime",
+    ),
+    ExtensionDefinition(
+        "excluded-information",
+        "Excluded information",
+        "The holder's label on an item given in answer: it falls in an excluded-information category, so it is "
+        "never released (one extension per category).",
+        ("Task.output",),
+        "Coding",
+        value_set=VS_EXCLUDED_INFORMATION,
+    ),
+    ExtensionDefinition(
+        "withheld-reason",
+        "Why an item was withheld",
+        "An item given in answer that the consent engine did not release: the class of reason, never the content.",
+        ("Task.output",),
+        "Coding",
+        value_set=VS_WITHHELD_REASON,
     ),
     ExtensionDefinition(
         "consent-status",
@@ -401,7 +420,8 @@ PROFILES: tuple[Profile, ...] = (
         "(owner), the due date and time (restriction.period.end) and its inputs (subjects, categories, purpose, "
         "question; typed by task-parameter) are required. Each output is an item of information given in answer: "
         "typed by task-parameter, its value bound to information-category, with the response-subject and "
-        "recorded-on extensions, once each.",
+        "recorded-on extensions, once each; a released item may carry the holder's excluded-information labels, and an "
+        "item the consent engine withheld is typed 'withheld' and carries its withheld-reason instead of content.",
         "Task",
         (
             Rule("Task.intent", fixed_code="order"),
@@ -418,6 +438,8 @@ PROFILES: tuple[Profile, ...] = (
             Rule("Task.input.type", value_set=VS_TASK_PARAMETER),
             Slice("Task.output", "response-subject", min=1),
             Slice("Task.output", "recorded-on", min=1),
+            Slice("Task.output", "excluded-information", max="*"),
+            Slice("Task.output", "withheld-reason"),
             Rule("Task.output.type", value_set=VS_TASK_PARAMETER),
             Rule("Task.output.value[x]", value_set=VS_INFORMATION_CATEGORY),
         ),

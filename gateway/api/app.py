@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from gateway.api import cases, consent, errors, fhir, health
+from gateway.api import admin, auth, cases, consent, errors, fhir, health, messages
 from gateway.api.observability import ObservabilityMiddleware
 
 
@@ -14,6 +14,9 @@ def create_app(services) -> FastAPI:
     )
     app.state.services = services
     app.include_router(health.router)
+    app.include_router(auth.router)  # before the FHIR routes: /fhir/.well-known/smart-configuration is not a resource
+    app.include_router(admin.router)
+    app.include_router(messages.router)  # before the FHIR routes: $process-message is an operation, not a type
     app.router.routes.extend(fhir.routes)
     app.include_router(cases.router)
     app.include_router(consent.router)

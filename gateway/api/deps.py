@@ -1,8 +1,12 @@
-"""Request inputs shared by the routes: the public FHIR base URL and bounded, typed bodies."""
+"""Request inputs shared by the routes: the public FHIR base URL, bounded typed bodies, and the caller."""
 
+from fastapi import Depends
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from gateway.errors import PayloadTooLarge, UnsupportedMediaType
+from gateway.auth.caller import AccessDenied, Caller
+from gateway.auth.security_events import ACCESS_REFUSED, SecurityEvent
+from gateway.errors import Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
 
 def fhir_base(request: Request) -> str:
@@ -31,3 +35,75 @@ async def bounded_body(request: Request) -> bytes:
             raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# -- who is calling (gateway.auth) -------------------------------------------------------------
+
+
+def gateway_root(request: Request) -> str:
+    """The gateway's own URL (GATEWAY_BASE_URL, or the request's): its tokens' issuer and audience."""
+    configured = request.app.state.services.settings.base_url
+    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+
+
+async def require_caller(request: Request) -> Caller:
+    """The verified Caller of this request, or 401 (recorded as a security event)."""
+    access = request.app.state.services.identity.access
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        await _refused(request, "no-token", "no bearer access token", None)
+        raise Unauthorized("This request needs an access token: Authorization: Bearer <token> (see /auth/token)")
+    token, root = token.strip(), gateway_root(request)
+    caller = access.cached(token, root)
+    if caller is None:
+        try:
+            caller = await run_in_threadpool(access.verify, token, root)
+        except AccessDenied as denied:
+            await _refused(request, denied.reason, denied.message, None)
+            raise Unauthorized(f"The access token is not accepted: {denied.message}", 'Bearer realm="gateway", error="invalid_token"') from None
+    request.state.caller = caller
+    return caller
+
+
+def require_scope(scope: str):
+    """A dependency: the Caller, if its token carries `scope` (one of the gateway's own: admin, audit)."""
+
+    async def caller_with_scope(request: Request, caller: Caller = Depends(require_caller)) -> Caller:
+        if not caller.scopes.has(scope):
+            await _refused(request, "insufficient-scope", f"the token lacks the '{scope}' scope", caller)
+            refusal = Forbidden(f"This needs the '{scope}' scope, which the access token does not carry")
+            refusal.headers = {"WWW-Authenticate": f'Bearer realm="gateway", error="insufficient_scope", scope="{scope}"'}
+            raise refusal
+        return caller
+
+    return caller_with_scope
+
+
+def require_access(resource_type: str, interaction: str):
+    """A dependency: the Caller, if its token's SMART scopes allow `interaction` on `resource_type`."""
+
+    async def caller_with_access(request: Request, caller: Caller = Depends(require_caller)) -> Caller:
+        if not caller.scopes.allows(resource_type, interaction):
+            await _refused(request, "insufficient-scope", f"the token does not allow {interaction} on {resource_type}", caller)
+            needed = f"system/{resource_type}.{interaction[0]}"
+            refusal = Forbidden(f"This needs a scope that allows {interaction} on {resource_type} (e.g. {needed})")
+            refusal.headers = {"WWW-Authenticate": f'Bearer realm="gateway", error="insufficient_scope", scope="{needed}"'}
+            raise refusal
+        return caller
+
+    return caller_with_access
+
+
+async def _refused(request: Request, reason: str, detail: str, caller: Caller | None) -> None:
+    event = SecurityEvent(
+        kind=ACCESS_REFUSED, reason=reason, detail=f"{request.method} {_route(request)}: {detail}",
+        client_id=caller.client_id if caller else None, agency_id=caller.agency_id if caller else None,
+        source=request.client.host if request.client else None,
+    )
+    await run_in_threadpool(request.app.state.services.identity.security_events.record, event)
+
+
+def _route(request: Request) -> str:
+    """The route template, never the path itself (paths and queries can name people)."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "(unrouted)"

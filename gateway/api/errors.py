@@ -23,7 +23,7 @@ def outcome_response(status: int, outcome: dict, headers: dict | None = None) ->
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(_request: Request, exc: GatewayError) -> Response:
-        return outcome_response(exc.status, exc.operation_outcome())
+        return outcome_response(exc.status, exc.operation_outcome(), getattr(exc, "headers", None))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
-from gateway.domain.vocabulary import InformationCategory, RfiPurpose
+from gateway.domain.vocabulary import ExcludedInformation, InformationCategory, RfiPurpose, WithheldReason
 from gateway.errors import BusinessRuleViolation
 
 URGENT_DUE = timedelta(hours=4)  # imminent risk: answers are needed within the working day
@@ -39,6 +39,17 @@ class ResponseItem:
     subject_id: str
     text: str
     recorded_on: datetime
+    excluded: frozenset[ExcludedInformation] = frozenset()  # the holder's labels: never released
+
+
+@dataclass(frozen=True)
+class WithheldItem:
+    """An item the consent engine did not release: the requester learns its category, not its content."""
+
+    category: InformationCategory
+    subject_id: str
+    recorded_on: datetime
+    reason: WithheldReason
 
 
 @dataclass
@@ -56,6 +67,8 @@ class InformationRequest:
     status: RfiStatus = RfiStatus.REQUESTED
     status_reason: str = ""
     responses: list[ResponseItem] = field(default_factory=list)
+    withheld: list[WithheldItem] = field(default_factory=list)
+    overdue_notified: bool = False
 
     def __post_init__(self) -> None:
         if not self.subject_ids:
@@ -85,8 +98,13 @@ class InformationRequest:
             raise BusinessRuleViolation.at("status_reason", f"Say why the RFI is {status.value}")
         self.status, self.status_reason = status, reason
 
-    def respond(self, items: list[ResponseItem]) -> None:
+    def respond(self, items: list[ResponseItem], withheld: list[WithheldItem] = ()) -> None:
+        """`items`: what is released; `withheld`: what the consent engine kept back. Answering a
+        request that was not yet accepted accepts it."""
+        if self.status is RfiStatus.REQUESTED:
+            self.status = RfiStatus.ACCEPTED
         if self.status not in (RfiStatus.ACCEPTED, RfiStatus.IN_PROGRESS):
-            raise BusinessRuleViolation.at("status", f"Only an accepted RFI can be answered (it is {self.status.value})")
+            raise BusinessRuleViolation.at("status", f"Only an open RFI can be answered (it is {self.status.value})")
         self.responses.extend(items)
+        self.withheld.extend(withheld)
         self.status = RfiStatus.COMPLETED

@@ -303,6 +303,7 @@ class TaskParameter(Coded):
     PURPOSE = "purpose", "Purpose of the request"
     QUESTION = "question", "What the requester asks"
     RESPONSE = "response", "An item of information given in answer"
+    WITHHELD = "withheld", "An item given in answer that was not released (its category and subject only)"
     FEEDBACK_RECORDED_ON = "feedback-recorded-on", "Feedback on an action: when it was given"
     FEEDBACK_DONE = "feedback-done", "Feedback on an action: was it done?"
     FEEDBACK_SAFETY_IMPROVED = "feedback-safety-improved", "Feedback on an action: did safety improve?"
@@ -323,6 +324,24 @@ class FlagType(Coded):
     BREACH_OF_ORDER = "breach-of-order", "Breach of an intervention or protection order"
     CUSTODY_RELEASE = "custody-release", "Person using violence released from custody"
     ACTION_FAILED = "action-failed", "A safety-plan action failed or is overdue"
+
+
+class WithheldReason(Coded):
+    system_name = nonmember("withheld-reason")
+    title = nonmember("Why an item given in answer was not released")
+    EXCLUDED_INFORMATION = "excluded-information", "Excluded information: never shared"
+    SAFETY = "safety", "Would reveal where the victim survivor is to a service working with the person using violence"
+    PROFESSIONAL_JUDGEMENT = "professional-judgement", "Referred for professional judgement: not released automatically"
+    NOT_PERMITTED = "not-permitted", "No rule of the scheme permits this release"
+
+
+class MessageEvent(Coded):
+    system_name = nonmember("message-event")
+    title = nonmember("Events of the gateway's FHIR messages")
+    RFI_REQUEST = "rfi-request", "A request for information, to the agency that holds it"
+    RFI_RESPONSE = "rfi-response", "The answer to a request for information: released items, and those withheld"
+    RFI_STATUS = "rfi-status", "A request for information was accepted, rejected, failed or is overdue"
+    NOTIFICATION = "notification", "Something changed on a case; fetch it through the consent-checked read path"
 
 
 ALL_VOCABULARIES: tuple[type[Coded], ...] = (
@@ -349,4 +368,6 @@ ALL_VOCABULARIES: tuple[type[Coded], ...] = (
     TaskParameter,
     TaskType,
     FlagType,
+    WithheldReason,
+    MessageEvent,
 )

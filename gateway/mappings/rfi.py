@@ -1,17 +1,19 @@
 """A Request For Information <-> Task: requester, owner (target agency), focus (the case),
 inputs (subjects, categories, purpose, question), outputs (the answers, each labelled)."""
 
-from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus
-from gateway.domain.vocabulary import InformationCategory, RfiPurpose, TaskParameter, TaskType
+from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus, WithheldItem
+from gateway.domain.vocabulary import ExcludedInformation, InformationCategory, RfiPurpose, TaskParameter, TaskType, WithheldReason
 from gateway.mappings.common import (
     coding,
     concept,
     ext,
     ext_value,
+    ext_values,
     fhir_datetime,
     parse_datetime,
     profile_url,
     read_code,
+    read_codes,
     reference,
     reference_id,
 )
@@ -43,19 +45,39 @@ def to_fhir(rfi: InformationRequest, case_id: str) -> dict:
     }
     if rfi.status_reason:
         task["statusReason"] = {"text": rfi.status_reason}
-    if rfi.responses:
-        task["output"] = [_output(item) for item in rfi.responses]
+    if rfi.overdue_notified:
+        task["businessStatus"] = {"text": OVERDUE}
+    outputs = [_output(item) for item in rfi.responses] + [_withheld(item) for item in rfi.withheld]
+    if outputs:
+        task["output"] = outputs
     return task
 
 
+OVERDUE = "overdue"
+
+
 def _output(item: ResponseItem) -> dict:
+    extensions = [
+        ext("response-subject", valueReference=reference("Patient", item.subject_id)),
+        ext("recorded-on", valueDateTime=fhir_datetime(item.recorded_on)),
+    ]
+    extensions += [ext("excluded-information", valueCoding=coding(e)) for e in sorted(item.excluded)]
+    return {
+        "extension": extensions,
+        "type": concept(TaskParameter.RESPONSE, text=item.category.display),
+        "valueCodeableConcept": concept(item.category, text=item.text),
+    }
+
+
+def _withheld(item: WithheldItem) -> dict:
     return {
         "extension": [
             ext("response-subject", valueReference=reference("Patient", item.subject_id)),
             ext("recorded-on", valueDateTime=fhir_datetime(item.recorded_on)),
+            ext("withheld-reason", valueCoding=coding(item.reason)),
         ],
-        "type": concept(TaskParameter.RESPONSE, text=item.category.display),
-        "valueCodeableConcept": concept(item.category, text=item.text),
+        "type": concept(TaskParameter.WITHHELD, text=item.reason.display),
+        "valueCodeableConcept": concept(item.category),
     }
 
 
@@ -79,7 +101,9 @@ def from_fhir(task: dict) -> InformationRequest:
         question=question,
         status=RfiStatus(task["status"]),
         status_reason=task.get("statusReason", {}).get("text", ""),
-        responses=[_response(o) for o in task.get("output", [])],
+        responses=[_response(o) for o in task.get("output", []) if read_code(o["type"], TaskParameter) is TaskParameter.RESPONSE],
+        withheld=[_withheld_item(o) for o in task.get("output", []) if read_code(o["type"], TaskParameter) is TaskParameter.WITHHELD],
+        overdue_notified=(task.get("businessStatus") or {}).get("text") == OVERDUE,
     )
 
 
@@ -89,4 +113,14 @@ def _response(output: dict) -> ResponseItem:
         subject_id=reference_id(ext_value(output, "response-subject"), "Patient"),
         text=output["valueCodeableConcept"]["text"],
         recorded_on=parse_datetime(ext_value(output, "recorded-on")),
+        excluded=frozenset(read_codes(ext_values(output, "excluded-information"), ExcludedInformation)),
+    )
+
+
+def _withheld_item(output: dict) -> WithheldItem:
+    return WithheldItem(
+        category=read_code(output["valueCodeableConcept"], InformationCategory),
+        subject_id=reference_id(ext_value(output, "response-subject"), "Patient"),
+        recorded_on=parse_datetime(ext_value(output, "recorded-on")),
+        reason=read_code(ext_value(output, "withheld-reason"), WithheldReason),
     )

@@ -86,3 +86,154 @@ audit_checkpoints = Table(
     Column("signature", LargeBinary, nullable=False),
     Column("signed_at", BigInteger, nullable=False),
 )
+
+# -- messaging (gateway.connectors.embedded, gateway.messaging) ------------------------------
+# Payloads carry personal information, so they are AES-GCM ciphertext like resource bodies.
+
+# The embedded transport: a durable, ordered queue in the gateway's database with Kafka's shape
+# (topics, partitions, offsets, consumer-group positions), so both transports pass one contract.
+queue_topics = Table(
+    "queue_topics",
+    metadata,
+    Column("topic", String(249), primary_key=True),
+    Column("partitions", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    Column("offset", RowId, primary_key=True, autoincrement=True),
+    Column("topic", String(249), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("msg_key", String(128), nullable=True),
+    Column("headers", Text, nullable=False),  # JSON object of string values
+    Column("key_id", String(32), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+    Index("ix_queue_messages_topic", "topic", "partition", "offset"),
+)
+
+queue_positions = Table(
+    "queue_positions",
+    metadata,
+    Column("consumer_group", String(128), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+# How far each agency has acknowledged its outbound topic through the inbox API (any transport).
+inbox_positions = Table(
+    "inbox_positions",
+    metadata,
+    Column("agency_id", String(64), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+# Transactional outbox: a state change and the messages it causes commit together; the relay
+# publishes them afterwards and deletes each row once the transport has it durably.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("topic", String(249), nullable=False),
+    Column("msg_key", String(128), nullable=True),
+    Column("headers", Text, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_due", "next_attempt_at", "id"),
+)
+
+# Idempotency: a message id handled once is never handled again (a redelivery has no effect).
+processed_messages = Table(
+    "processed_messages",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("topic", String(249), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("processed_at", BigInteger, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=True),
+    Column("topic", String(249), nullable=False),
+    Column("msg_key", String(128), nullable=True),
+    Column("headers", Text, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("failed_at", BigInteger, nullable=False),
+    Column("replayed_at", BigInteger, nullable=True),
+    Index("ix_dead_letters_open", "replayed_at", "id"),
+)
+
+# -- identity (gateway.auth) -------------------------------------------------------------------
+# Agencies themselves are Organizations in the FHIR store; these tables hold how their systems
+# authenticate (SMART Backend Services) and what the gateway remembers between requests.
+
+# An agency system's registration: its public keys (a JWKS, or a URL serving one) and the
+# scopes it may be granted. Revoked clients stay, so that their id is never reused.
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("agency_id", String(64), nullable=False),
+    Column("jwks", Text, nullable=True),  # JSON of public keys only
+    Column("jwks_url", String(2048), nullable=True),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+# The gateway's own token-signing keys. The private key is AES-GCM ciphertext under a data key
+# (`key_id`), so every process sharing the database signs with the same key. A retired key
+# signs nothing new but stays published until the tokens it signed have expired.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("private_jwk", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("retired_at", BigInteger, nullable=True),
+)
+
+# Client assertions already used: (client, jti) is accepted once while the assertion is valid.
+used_assertions = Table(
+    "used_assertions",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_used_assertions_expires", "expires_at"),
+)
+
+# Refused token requests and access attempts: what was refused, why, for which claimed client.
+# Never the assertion or token itself.
+security_events = Table(
+    "security_events",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("client_id", String(128), nullable=True),
+    Column("agency_id", String(64), nullable=True),
+    Column("source", String(64), nullable=True),
+    Column("detail", Text, nullable=False),
+    Index("ix_security_events_occurred", "occurred_at"),
+)

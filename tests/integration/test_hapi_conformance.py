@@ -21,10 +21,12 @@ import pytest
 
 from gateway.demo import scenario
 from gateway.domain.people import Person
-from gateway.domain.vocabulary import IndigenousStatus, SubjectRole
-from gateway.mappings import patient
+from gateway.domain.rfi import WithheldItem
+from gateway.domain.vocabulary import ExcludedInformation, IndigenousStatus, InformationCategory, SubjectRole, WithheldReason
+from gateway.mappings import patient, rfi
 from gateway.mappings.case_resources import case_resources
 from gateway.mappings.common import extension_url, profile_url
+from tests.support import cases
 from tests.support.hapi import PROFILES
 
 NOT_A_CODE = "not-a-code"
@@ -50,7 +52,11 @@ def _beyond_the_worked_case() -> list[dict]:
         indigenous_status=IndigenousStatus.ABORIGINAL,
         cultural_identity="Kamilaroi; speaks Gamilaraay at home",
     )
-    return [patient.to_fhir(person)]
+    asked = cases.request("rfi-answered")  # as the holder answers it, labelled, and as the gateway keeps it, one item withheld
+    answer = cases.answered(asked, (InformationCategory.CRIMINAL_HISTORY, "Open investigation", frozenset({ExcludedInformation.PREJUDICE_INVESTIGATION})))
+    kept = cases.request("rfi-withheld")
+    kept.respond([], [WithheldItem(InformationCategory.CRIMINAL_HISTORY, "puv-dan", cases.NOW, WithheldReason.EXCLUDED_INFORMATION)])
+    return [patient.to_fhir(person), rfi.to_fhir(answer, cases.CASE_ID), rfi.to_fhir(kept, cases.CASE_ID)]
 
 
 @pytest.fixture(scope="module")

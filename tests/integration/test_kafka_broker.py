@@ -24,7 +24,6 @@ from tests.support.kafka import (
     KafkaProducer,
     broker_processes,
     external_bootstrap,
-    kafka_broker,  # noqa: F401
     require_local_broker,
 )
 
@@ -91,7 +90,7 @@ def _consume(consumer: KafkaConsumer, count: int, timeout: float = 60.0) -> list
     return records
 
 
-def test_keyed_records_keep_their_per_key_order(kafka_broker):  # noqa: F811
+def test_keyed_records_keep_their_per_key_order(kafka_broker):
     topic = _topic("order")
     kafka_broker.create_topics([topic], partitions=3)
 
@@ -124,7 +123,7 @@ def test_keyed_records_keep_their_per_key_order(kafka_broker):  # noqa: F811
         assert ids == [n for n in range(100) if KEYS[n % len(KEYS)] == key], key
 
 
-def test_restart_mid_stream_loses_and_duplicates_nothing(kafka_broker):  # noqa: F811
+def test_restart_mid_stream_loses_and_duplicates_nothing(kafka_broker):
     if not isinstance(kafka_broker, KafkaBroker):
         pytest.skip(f"an existing broker ({kafka_broker.bootstrap}) cannot be restarted")
     topic = _topic("restart")

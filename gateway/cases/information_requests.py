@@ -1,0 +1,218 @@
+"""The RFI lifecycle, as agencies drive it with messages (over Kafka, the embedded queue or REST).
+
+    rfi-request   requester -> gateway: checked (valid, requester on the team, the request's
+                  identifying content passes the consent engine), stored, routed to the target
+    rfi-status    target -> gateway: accepted / in-progress / rejected / failed, told to the requester
+    rfi-response  target -> gateway: each item decided by the consent engine; released items go
+                  to the requester, withheld ones are reported by category and reason class only
+
+Every method runs in the caller's transaction: the Task, the AuditEvents of every decision and
+the outgoing messages (outbox) commit together or not at all.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Callable
+
+import orjson
+from sqlalchemy import Connection
+
+from gateway.cases.release import CaseReader, Disclosure, ReleaseCheck, ReleaseContext
+from gateway.connectors import topics
+from gateway.connectors.transport import AGENCY, CORRELATION_ID, EVENT, MESSAGE_ID, OutgoingMessage
+from gateway.consent.model import Decision, Outcome
+from gateway.domain.case import CaseStatus
+from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus, WithheldItem
+from gateway.domain.vocabulary import InformationCategory, MessageEvent, TaskType, WithheldReason
+from gateway.errors import BusinessRuleViolation, Conflict, Forbidden, InvalidRequest, NotFound
+from gateway.fhir.indexing import index_entries
+from gateway.mappings import rfi as rfi_mapping
+from gateway.mappings.common import read_code, reference, reference_id
+from gateway.messaging import bundles
+from gateway.messaging.bundles import Message
+from gateway.messaging.outbox import Outbox
+from gateway.store.resources import ResourceStore
+
+OPEN = ",".join(s.value for s in (RfiStatus.REQUESTED, RfiStatus.ACCEPTED, RfiStatus.IN_PROGRESS))
+
+
+class InformationRequests:
+    def __init__(
+        self, store: ResourceStore, reader: CaseReader, accept: Callable[[dict, str, str], dict], release: ReleaseCheck,
+        outbox: Outbox, clock: Callable[[], datetime],
+    ):
+        self.store = store
+        self.reader = reader
+        self.accept = accept  # FHIR validation and profile checks (FhirService.accept)
+        self.release = release
+        self.outbox = outbox
+        self.clock = clock
+
+    def handle(self, conn: Connection, sender: str, message: Message) -> str:
+        """Apply one message from agency `sender`; return what became of it (for the processed-message record)."""
+        handler = {
+            MessageEvent.RFI_REQUEST: self.request,
+            MessageEvent.RFI_STATUS: self.change_status,
+            MessageEvent.RFI_RESPONSE: self.respond,
+        }.get(message.event)
+        if handler is None:
+            raise InvalidRequest.at("MessageHeader.eventCoding", f"Agencies do not send {message.event.value} messages to the gateway")
+        return handler(conn, sender, message)
+
+    # -- the three messages ---------------------------------------------------------------------
+
+    def request(self, conn: Connection, sender: str, message: Message) -> str:
+        task = self._valid_task(message)
+        rfi = _domain(task)
+        if rfi.requester_agency_id != sender:
+            raise Forbidden.at("Task.requester", f"Agency {sender} can send RFIs in its own name only")
+        if message.destination != rfi.target_agency_id:
+            raise InvalidRequest.at("MessageHeader.destination", "The message goes to the agency that owns the Task")
+        case_id = reference_id(task["focus"], "EpisodeOfCare")
+        context = self.reader.context(conn, case_id)
+        self._check_requester(context, rfi)
+        requester, target = self.reader.agency(conn, sender), self.reader.agency(conn, rfi.target_agency_id)
+        if self.store.current(conn, "Task", rfi.id) is not None:
+            raise Conflict.at("Task.id", f"Task {rfi.id} exists already; a new request needs a new id")
+        now = self.clock()
+        # The request tells the target that these people are part of a family-violence case.
+        refused = [
+            d for s in rfi.subject_ids
+            if not (d := self.release.decide(
+                conn, context, rfi.purpose, target, requester, Disclosure(s, InformationCategory.CASE_PARTICIPATION), now,
+                reference("Task", rfi.id),
+            )).releases
+        ]
+        if refused:
+            rfi.move_to(RfiStatus.FAILED, "Not sent: the consent engine did not permit telling the target agency "
+                        f"that the people named are part of this case ({refused[0].explanation})")
+            stored = self._save(conn, rfi, case_id)
+            self._send(conn, MessageEvent.RFI_STATUS, None, sender, [stored], case_id, message.id)
+            return "refused"
+        stored = self._save(conn, rfi, case_id)
+        people = [self.reader.resource(conn, "Patient", s) for s in rfi.subject_ids]
+        self._send(conn, MessageEvent.RFI_REQUEST, sender, target.id, [stored, *people], case_id, message.id)
+        return "routed"
+
+    def change_status(self, conn: Connection, sender: str, message: Message) -> str:
+        task = message.focus_of("Task")
+        rfi, case_id = self._owned(conn, sender, task)
+        try:
+            status = RfiStatus(task.get("status"))
+        except ValueError:
+            raise InvalidRequest.at("Task.status", f"'{task.get('status')}' is not a Task status") from None
+        rfi.move_to(status, (task.get("statusReason") or {}).get("text", ""))
+        stored = self._save(conn, rfi, case_id)
+        self._send(conn, MessageEvent.RFI_STATUS, sender, rfi.requester_agency_id, [stored], case_id, message.id)
+        return status.value
+
+    def respond(self, conn: Connection, sender: str, message: Message) -> str:
+        answer = _domain(self._valid_task(message))
+        rfi, case_id = self._owned(conn, sender, {"id": answer.id})
+        context = self.reader.context(conn, case_id)
+        requester, holder = self.reader.agency(conn, rfi.requester_agency_id), self.reader.agency(conn, sender)
+        now = self.clock()
+        released: list[ResponseItem] = []
+        withheld: list[WithheldItem] = []
+        for i, item in enumerate(answer.responses):
+            if item.subject_id not in context.roles:
+                raise BusinessRuleViolation.at(f"Task.output[{i}]", f"Patient/{item.subject_id} is not part of case {case_id}")
+            decision = self.release.decide(
+                conn, context, rfi.purpose, requester, holder, Disclosure(item.subject_id, item.category, item.excluded), now,
+                reference("Task", rfi.id),
+            )
+            if decision.releases:
+                released.append(_as_released(item, decision))
+            else:
+                withheld.append(WithheldItem(item.category, item.subject_id, item.recorded_on, withheld_reason(decision)))
+        rfi.respond(released, withheld)
+        stored = self._save(conn, rfi, case_id)
+        self._send(conn, MessageEvent.RFI_RESPONSE, sender, rfi.requester_agency_id, [stored], case_id, message.id)
+        return f"answered: {len(released)} released, {len(withheld)} withheld"
+
+    def mark_overdue(self, conn: Connection) -> int:
+        """Tell the requester and the lead agency about each open RFI past its due time, once."""
+        now = self.clock()
+        count = 0
+        params = [("code", f"{TaskType.system()}|{TaskType.RFI.value}"), ("status", OPEN)]
+        for task in self.reader.search(conn, "Task", params):
+            rfi = rfi_mapping.from_fhir(task)
+            if not rfi.is_overdue(now) or rfi.overdue_notified:
+                continue
+            rfi.overdue_notified = True
+            case_id = reference_id(task["focus"], "EpisodeOfCare")
+            stored = self._save(conn, rfi, case_id)
+            team = self.reader.context(conn, case_id).team
+            for agency in dict.fromkeys((rfi.requester_agency_id, team.lead_agency())):
+                if agency:
+                    self._send(conn, MessageEvent.RFI_STATUS, None, agency, [stored], case_id, None)
+            count += 1
+        return count
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _valid_task(self, message: Message) -> dict:
+        task = message.focus_of("Task")
+        index = next(i for i, r in enumerate(message.focus) if r is task) + 1
+        return self.accept(task, "Task", f"Bundle.entry[{index}].resource")
+
+    def _check_requester(self, context: ReleaseContext, rfi: InformationRequest) -> None:
+        if context.status is CaseStatus.CLOSED:
+            raise BusinessRuleViolation.at("Task.focus", f"Case {context.case_id} is closed: RFIs are for open cases")
+        member = context.team.member(rfi.requester_agency_id)
+        if member is None:
+            raise Forbidden.at("Task.requester", f"Agency {rfi.requester_agency_id} is not on the team of case {context.case_id}")
+        if not member.may_receive_information:
+            raise Forbidden.at("Task.requester", f"Agency {rfi.requester_agency_id} cannot receive information on this case "
+                               "(an observer, or confidentiality not yet acknowledged)")
+        strangers = [s for s in rfi.subject_ids if s not in context.roles]
+        if strangers:
+            raise BusinessRuleViolation.at("Task.input", f"Patient/{strangers[0]} is not part of case {context.case_id}")
+
+    def _owned(self, conn: Connection, sender: str, task: dict) -> tuple[InformationRequest, str]:
+        found = self.reader.resource(conn, "Task", str(task.get("id")))
+        if found is None or read_code(found.get("code"), TaskType) is not TaskType.RFI:
+            raise NotFound(f"There is no RFI Task/{task.get('id')}")
+        rfi = rfi_mapping.from_fhir(found)
+        if rfi.target_agency_id != sender:
+            raise Forbidden.at("Task.owner", f"Only the agency the RFI was sent to can answer it, not {sender}")
+        return rfi, reference_id(found["focus"], "EpisodeOfCare")
+
+    def _save(self, conn: Connection, rfi: InformationRequest, case_id: str) -> dict:
+        task = rfi_mapping.to_fhir(rfi, case_id)
+        stored = self.store.write(conn, task, "Task", rfi.id, index_entries(task))
+        return orjson.loads(stored.body)
+
+    def _send(
+        self, conn: Connection, event: MessageEvent, source: str | None, destination: str, focus: list[dict], case_id: str,
+        correlation_id: str | None,
+    ) -> None:
+        message_id = str(uuid.uuid4())
+        bundle = bundles.build(event, source, destination, focus, self.clock(), message_id)
+        headers = {MESSAGE_ID: message_id, EVENT: event.value, AGENCY: destination, CORRELATION_ID: correlation_id or message_id}
+        self.outbox.add(conn, OutgoingMessage(topics.outbound(destination), case_id, orjson.dumps(bundle), headers))
+
+
+def _domain(task: dict) -> InformationRequest:
+    """The Task as an RFI; a Task that passed FHIR validation can still break the RFI's own rules."""
+    try:
+        return rfi_mapping.from_fhir(task)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise BusinessRuleViolation.at("Task", f"The Task is not a request for information the gateway can read: {exc}") from None
+
+
+def _as_released(item: ResponseItem, decision: Decision) -> ResponseItem:
+    """Free text cannot be cut apart safely, so an item to redact loses its text and says what was taken out."""
+    if decision.decision is not Outcome.PERMIT_WITH_REDACTION:
+        return ResponseItem(item.category, item.subject_id, item.text, item.recorded_on)
+    return ResponseItem(item.category, item.subject_id, f"[redacted: {', '.join(decision.redactions)}]", item.recorded_on)
+
+
+def withheld_reason(decision: Decision) -> WithheldReason:
+    if decision.rule.endswith("excluded-information"):
+        return WithheldReason.EXCLUDED_INFORMATION
+    if decision.rule == "victim-survivor-location-to-puv-service":
+        return WithheldReason.SAFETY
+    if decision.decision is Outcome.REFER:
+        return WithheldReason.PROFESSIONAL_JUDGEMENT
+    return WithheldReason.NOT_PERMITTED

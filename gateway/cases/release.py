@@ -1,0 +1,149 @@
+"""Every release of case information to an agency goes through here: the consent engine decides
+each item, and each decision, release or refusal, is recorded in the disclosure ledger in the
+caller's transaction (so nothing is released unrecorded, and nothing recorded is left unsent).
+
+`ReleaseContext` is what the engine needs about one case, read from the case's FHIR resources
+without rebuilding the whole aggregate (that is the hot path of RFI brokering): jurisdiction,
+team, the roles of the people, the consent on file for each, and the risk findings.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timezone
+
+import orjson
+from sqlalchemy import Connection
+
+from gateway.audit.events import disclosure_event
+from gateway.audit.ledger import DisclosureLedger
+from gateway.consent.engine import ConsentEngine
+from gateway.consent.model import ConsentOnFile, Decision, DecisionRequest, Party
+from gateway.domain.agencies import Agency
+from gateway.domain.case import CaseStatus
+from gateway.domain.consent import ConsentRecord
+from gateway.domain.team import Team
+from gateway.domain.vocabulary import (
+    ConsentStatus,
+    ExcludedInformation,
+    InformationCategory,
+    Jurisdiction,
+    RfiPurpose,
+    RiskDeterminedBy,
+    RiskLevel,
+    SubjectRole,
+)
+from gateway.errors import NotFound
+from gateway.fhir.search import parse_search
+from gateway.mappings import care_team, consent, episode, organization, patient
+from gateway.mappings.common import read_code
+from gateway.store.resources import ResourceStore
+
+SERIOUS = (RiskLevel.IMMINENT, RiskLevel.HIGH)
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    case_id: str
+    jurisdiction: Jurisdiction
+    status: CaseStatus
+    team: Team
+    roles: dict[str, SubjectRole]
+    consents: dict[str, ConsentRecord]  # the newest record per person
+    serious_threat: bool
+    child_at_risk: bool
+
+    def consent_on_file(self, person_id: str) -> ConsentOnFile:
+        record = self.consents.get(person_id)
+        if record is None:
+            return ConsentOnFile(ConsentStatus.NOT_SOUGHT)
+        at = datetime.combine(record.recorded_on, time.min, tzinfo=timezone.utc)
+        return ConsentOnFile(record.status, record.recipients, at)
+
+
+class CaseReader:
+    """Reads the parts of a case a release needs, straight from the FHIR store."""
+
+    def __init__(self, store: ResourceStore):
+        self.store = store
+
+    def resource(self, conn: Connection, resource_type: str, resource_id: str) -> dict | None:
+        found = self.store.current(conn, resource_type, resource_id)
+        return orjson.loads(found.body) if found and not found.deleted else None
+
+    def search(self, conn: Connection, resource_type: str, params: list[tuple[str, str]], count: int = 1000) -> list[dict]:
+        query = parse_search(resource_type, params)
+        query.count, query.with_total = count, False
+        return [orjson.loads(v.body) for v in self.store.search(conn, query)[0]]
+
+    def agency(self, conn: Connection, agency_id: str) -> Agency:
+        found = self.resource(conn, "Organization", agency_id)
+        if found is None:
+            raise NotFound(f"Agency {agency_id} is not registered (no Organization/{agency_id})")
+        return organization.from_fhir(found)
+
+    def context(self, conn: Connection, case_id: str) -> ReleaseContext:
+        found = self.resource(conn, "EpisodeOfCare", case_id)
+        if found is None:
+            raise NotFound(f"Case {case_id} does not exist")
+        record = episode.from_fhir(found)
+        roles = {pid: patient.from_fhir(self.resource(conn, "Patient", pid)).role for pid in record.people_ids}
+        newest: dict[str, ConsentRecord] = {}
+        for pid in record.people_ids:
+            for c in self.search(conn, "Consent", [("patient", f"Patient/{pid}")]):
+                candidate = consent.from_fhir(c)
+                if pid not in newest or candidate.recorded_on >= newest[pid].recorded_on:
+                    newest[pid] = candidate
+        return ReleaseContext(
+            case_id=case_id,
+            jurisdiction=record.jurisdiction,
+            status=record.status,
+            team=care_team.from_fhir(self.resource(conn, "CareTeam", f"{case_id}-team")),
+            roles=roles,
+            consents=newest,
+            serious_threat=self._current_risk(conn, record.victim_survivor_id) in SERIOUS,
+            child_at_risk=SubjectRole.CHILD_VICTIM_SURVIVOR in roles.values(),
+        )
+
+    def _current_risk(self, conn: Connection, victim_id: str) -> RiskLevel | None:
+        """The newest multi-agency determination, else the newest practitioner's (3A Part 3 comes later)."""
+        for by in (RiskDeterminedBy.MULTI_AGENCY, RiskDeterminedBy.PRACTITIONER):
+            params = [("subject", f"Patient/{victim_id}"), ("method", f"{by.system()}|{by.value}"), ("_sort", "-date")]
+            found = self.search(conn, "RiskAssessment", params, count=1)
+            if found:
+                return read_code(found[0]["prediction"][0]["qualitativeRisk"], RiskLevel)
+        return None
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """One item offered for release: about whom, what kind, and the holder's exclusion labels."""
+
+    subject_id: str
+    category: InformationCategory
+    excluded: frozenset[ExcludedInformation] = frozenset()
+
+
+class ReleaseCheck:
+    def __init__(self, engine: ConsentEngine, ledger: DisclosureLedger):
+        self.engine = engine
+        self.ledger = ledger
+
+    def decide(
+        self, conn: Connection, context: ReleaseContext, purpose: RfiPurpose, recipient: Agency, holder: Agency,
+        item: Disclosure, at: datetime, entity: dict | None = None,
+    ) -> Decision:
+        """Decide one item and record the decision (AuditEvent in the ledger) in this transaction."""
+        request = DecisionRequest(
+            jurisdiction=context.jurisdiction, purpose=purpose, requester=_party(recipient), releaser=_party(holder),
+            subject_role=context.roles.get(item.subject_id, SubjectRole.THIRD_PARTY), category=item.category,
+            excluded=item.excluded, consent=context.consent_on_file(item.subject_id), serious_threat=context.serious_threat,
+            child_at_risk=context.child_at_risk, at=at,
+        )
+        decision = self.engine.decide(request)
+        event = disclosure_event(str(uuid.uuid4()), decision, request, recipient.id, holder.id, item.subject_id, at, entity)
+        self.ledger.record(conn, event)
+        return decision
+
+
+def _party(agency: Agency) -> Party:
+    return Party(agency.type, agency.prescribed, agency.id)

@@ -1,0 +1,155 @@
+"""What agencies send: each message handled once, in order per case, or dead-lettered with the reason.
+
+A batch from the transport is handled in one database transaction, each message in its own
+savepoint: the message's effects (Task, AuditEvents, outbox rows) and its processed-message
+record commit together, so a redelivery after a crash finds the id and has no second effect.
+Only then are the transport's positions committed. A message that can never be handled as sent
+(malformed, not the sender's to send, unknown agency or case, against the rules) is
+dead-lettered in the same savepoint; a database that is unreachable fails the whole batch,
+which is read again from the last committed position.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select
+
+from gateway.connectors import topics
+from gateway.connectors.transport import Consumer, DeliveredMessage, Transport
+from gateway.errors import Forbidden, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from gateway.messaging import bundles
+from gateway.messaging.bundles import Message
+from gateway.messaging.dead_letters import DeadLetters
+from gateway.store.database import Database
+from gateway.store.schema import processed_messages
+
+log = logging.getLogger("gateway.inbound")
+
+Handler = Callable[[Connection, str, Message], str]
+GROUP = "fv-gateway"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str | None
+    outcome: str  # what the handler said, "duplicate", or "dead-letter: <code>"
+
+
+class InboundProcessor:
+    def __init__(self, db: Database, dead_letters: DeadLetters, handle: Handler, on_handled: Callable[[], None] = lambda: None):
+        self.db = db
+        self.dead_letters = dead_letters
+        self.handle = handle
+        self.on_handled = on_handled  # wakes the outbox relay
+
+    def process(self, messages: Sequence[DeliveredMessage]) -> list[Outcome]:
+        """Handle a batch in one transaction; raises ServiceUnavailable if the database is gone."""
+        outcomes = self.db.run_write(lambda conn: [self._one(conn, m) for m in messages])
+        self.on_handled()
+        return outcomes
+
+    def accept(self, sender: str, raw: bytes) -> str:
+        """A message posted over REST by `sender`: handled at once; a refusal is the caller's error, not a dead letter."""
+        message = bundles.parse(raw)
+        if message.source != sender:
+            raise Forbidden.at("MessageHeader.sender", f"The access token is agency {sender}'s; it sends in its own name only")
+
+        def job(conn: Connection) -> str:
+            if self._seen(conn, message.id):
+                return "duplicate"
+            outcome = self.handle(conn, sender, message)
+            self._record(conn, message.id, topics.inbound(sender), outcome)
+            return outcome
+
+        outcome = self.db.run_write(job)
+        self.on_handled()
+        return outcome
+
+    def run(self, transport: Transport, stop: threading.Event, batch: int = 500) -> None:
+        """Consume every agency's inbound topic until `stop` is set."""
+        consumer: Consumer | None = None
+        while not stop.is_set():
+            try:
+                consumer = consumer or transport.consumer(topics.INBOUND_PREFIX, GROUP)
+                polled = consumer.poll(batch, 0.2)
+                if polled:
+                    self.process(polled)
+                    consumer.commit()
+            except Exception as exc:  # a broker or database outage: start again from the committed positions
+                log.warning("inbound processing paused: %s", type(exc).__name__)
+                if consumer is not None:
+                    _close_quietly(consumer)
+                consumer = None
+                stop.wait(1.0)
+        if consumer is not None:
+            _close_quietly(consumer)
+
+    # -- one message ----------------------------------------------------------------------------
+
+    def _one(self, conn: Connection, delivered: DeliveredMessage) -> Outcome:
+        message_id = delivered.message_id if bundles.is_message_id(delivered.message_id) else None
+        if message_id and self._seen(conn, message_id):
+            return Outcome(message_id, "duplicate")
+        savepoint = conn.begin_nested()
+        try:
+            outcome = self._apply(conn, delivered)
+        except ServiceUnavailable:
+            savepoint.rollback()
+            raise
+        except GatewayError as exc:
+            savepoint.rollback()
+            outcome = self._dead_letter(conn, delivered, _reason_code(exc), exc.message)
+        except Exception as exc:  # a fault of ours: keep the message for replay, do not block the case
+            savepoint.rollback()
+            log.exception("message %s could not be handled", message_id)
+            outcome = self._dead_letter(conn, delivered, "processing-error", f"The gateway failed handling it ({type(exc).__name__})")
+        else:
+            savepoint.commit()
+        if message_id:
+            self._record(conn, message_id, delivered.topic, outcome)
+        return Outcome(message_id, outcome)
+
+    def _seen(self, conn: Connection, message_id: str) -> bool:
+        found = conn.execute(select(processed_messages.c.message_id).where(processed_messages.c.message_id == message_id))
+        return found.first() is not None
+
+    def _record(self, conn: Connection, message_id: str, topic: str, outcome: str) -> None:
+        conn.execute(insert(processed_messages).values(
+            message_id=message_id, topic=topic, outcome=outcome[:32], processed_at=time.time_ns() // 1000,
+        ))
+
+    def _apply(self, conn: Connection, delivered: DeliveredMessage) -> str:
+        if not bundles.is_message_id(delivered.message_id):
+            raise InvalidRequest.at("headers.message-id", "Every message carries a message-id header (its Bundle.id)")
+        sender = topics.agency_of_inbound(delivered.topic)
+        message = bundles.parse(delivered.value)
+        if message.id != delivered.message_id:
+            raise InvalidRequest.at("Bundle.id", "The Bundle's id is the message-id header")
+        if sender is None or message.source != sender:
+            raise Forbidden.at("MessageHeader.sender", f"A message on {delivered.topic} comes from that topic's agency only")
+        return self.handle(conn, sender, message)
+
+    def _dead_letter(self, conn: Connection, delivered: DeliveredMessage, code: str, reason: str) -> str:
+        self.dead_letters.add(conn, delivered, code, reason)
+        log.info("message %s dead-lettered: %s", delivered.message_id, code)
+        return f"dead-letter: {code}"
+
+
+def _reason_code(exc: GatewayError) -> str:
+    if isinstance(exc, Forbidden):
+        return "unauthorised"
+    if isinstance(exc, NotFound):
+        return "unknown-agency-or-case"
+    if isinstance(exc, InvalidRequest):
+        return "malformed"
+    return "rejected"
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except Exception:  # already broken; nothing more to release
+        pass

@@ -1,0 +1,123 @@
+"""Agencies' systems on Kafka, as the fault tests and the round-trip benchmark drive them.
+
+An `AgencyOnKafka` writes its own inbound topic and reads its outbound topic (manually assigned,
+from its end when created, no group), as the topic ACLs allow an agency. `RfiExchange` plays a
+requester and a target through the gateway: the requester asks, the target answers each request
+it receives (one item it may release and, for every other RFI, one labelled excluded), and the
+requester collects the answers. Redeliveries are counted, not hidden: a message id seen twice
+is a duplicate delivery, a second rfi-response for one RFI under another message id is a second
+effect (a fault).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+
+import tests.support.kafka  # noqa: F401  (kafka-python's import warning and socket leak, handled there)
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from gateway.connectors import topics
+from gateway.connectors.transport import CORRELATION_ID, EVENT, MESSAGE_ID
+from gateway.domain.vocabulary import ExcludedInformation, InformationCategory, MessageEvent
+from gateway.mappings import rfi as rfi_mapping
+from gateway.messaging import bundles
+from tests.support import cases
+
+SECRET = "Suspect in an open investigation"  # never released: labelled excluded
+
+
+class AgencyOnKafka:
+    def __init__(self, bootstrap: str, agency_id: str):
+        self.agency_id = agency_id
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, retries=50)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+        outbound = topics.outbound(agency_id)
+        partitions = [TopicPartition(outbound, p) for p in sorted(self.consumer.partitions_for_topic(outbound))]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end()  # the session's broker is shared: only what is sent from now on
+        for tp in partitions:
+            self.consumer.position(tp)  # resolve the lazy seek now, before anything new arrives
+
+    def send(self, bundle: dict, case_id: str) -> None:
+        headers = [(MESSAGE_ID, bundle["id"].encode()), (EVENT, bundle["entry"][0]["resource"]["eventCoding"]["code"].encode())]
+        self.producer.send(topics.inbound(self.agency_id), value=orjson.dumps(bundle), key=case_id.encode(), headers=headers)
+
+    def received(self, wait_seconds: float = 0.2) -> list[tuple[dict, dict]]:
+        """(headers, Bundle) of what arrived since the last call."""
+        batches = self.consumer.poll(timeout_ms=int(wait_seconds * 1000), max_records=2000)
+        return [
+            ({k: v.decode() for k, v in r.headers}, orjson.loads(r.value)) for records in batches.values() for r in records
+        ]
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+        self.consumer.close()
+
+
+@dataclass
+class RfiExchange:
+    requester: AgencyOnKafka
+    target: AgencyOnKafka
+    case_ids: list[str]
+    asked: dict[str, str] = field(default_factory=dict)  # rfi id -> case id
+    requests_seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # rfi id -> message ids
+    answers_seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    answered_at: dict[str, float] = field(default_factory=dict)
+    asked_at: dict[str, float] = field(default_factory=dict)
+    released_text: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    _seen: set[str] = field(default_factory=set)
+
+    def ask(self, n: int) -> None:
+        for i in range(n):
+            rfi_id = f"rfi-{uuid.uuid4().hex[:16]}"
+            case_id = self.case_ids[len(self.asked) % len(self.case_ids)]
+            rfi = cases.request(rfi_id, requester=self.requester.agency_id, target=self.target.agency_id)
+            bundle = bundles.build(MessageEvent.RFI_REQUEST, self.requester.agency_id, self.target.agency_id,
+                                   [rfi_mapping.to_fhir(rfi, case_id)], cases.NOW)
+            self.asked[rfi_id], self.asked_at[rfi_id] = case_id, time.monotonic()
+            self.requester.send(bundle, case_id)
+        self.requester.producer.flush()
+
+    def pump(self, wait_seconds: float = 0.2) -> None:
+        """The target answers what it received; the requester collects answers."""
+        for headers, bundle in self.target.received(wait_seconds):
+            if self._duplicate(headers) or headers[EVENT] != "rfi-request":
+                continue
+            task = bundles.parse(orjson.dumps(bundle)).focus_of("Task")
+            self.requests_seen[task["id"]].add(headers[MESSAGE_ID])
+            self.target.send(self._answer(task, bundle), rfi_mapping.reference_id(task["focus"], "EpisodeOfCare"))
+        self.target.producer.flush()
+        for headers, bundle in self.requester.received(0 if self.asked else wait_seconds):
+            if self._duplicate(headers) or headers[EVENT] != "rfi-response":
+                continue
+            task = bundles.parse(orjson.dumps(bundle)).focus_of("Task")
+            self.answers_seen[task["id"]].add(headers[MESSAGE_ID])
+            self.answered_at.setdefault(task["id"], time.monotonic())
+            self.released_text += [o["valueCodeableConcept"].get("text", "") for o in task.get("output", [])]
+            assert headers[CORRELATION_ID]
+
+    def run_until_answered(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.answered_at) < len(self.asked) and time.monotonic() < deadline:
+            self.pump()
+
+    def _duplicate(self, headers: dict) -> bool:
+        if headers[MESSAGE_ID] in self._seen:
+            self.duplicates += 1
+            return True
+        self._seen.add(headers[MESSAGE_ID])
+        return False
+
+    def _answer(self, task: dict, request: dict) -> dict:
+        rfi = rfi_mapping.from_fhir(task)
+        items = [(InformationCategory.CRIMINAL_HISTORY, f"Prior incidents on file for {rfi.id}", frozenset())]
+        if int(rfi.id[-1], 16) % 2:
+            items.append((InformationCategory.CRIMINAL_HISTORY, SECRET, frozenset({ExcludedInformation.PREJUDICE_INVESTIGATION})))
+        answered = cases.answered(rfi, *items)
+        focus = [rfi_mapping.to_fhir(answered, rfi_mapping.reference_id(task["focus"], "EpisodeOfCare"))]
+        return bundles.build(MessageEvent.RFI_RESPONSE, self.target.agency_id, self.requester.agency_id, focus, cases.NOW)

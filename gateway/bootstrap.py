@@ -29,7 +29,7 @@ from gateway.messaging.inbound import InboundProcessor
 from gateway.messaging.outbox import Outbox, OutboxRelay
 from gateway.messaging.worker import MessagingWorker
 from gateway.settings import Settings
-from gateway.store import migrate
+from gateway.store import case_links, migrate
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring, generate_kek, parse_kek
 from gateway.store.resources import ResourceStore
@@ -78,6 +78,8 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         db.dispose()
         raise
     store = ResourceStore(keyring)
+    if upgrade_schema:
+        case_links.run_pending_backfill(db, store)  # a database from before 0006: derive its case links (needs the key)
     published = conformance.load_profiles(settings.profiles_dir) if settings.profiles_dir.is_dir() else []
     if upgrade_schema:
         conformance.publish(db, store, published)
@@ -88,7 +90,7 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     dead_letters = DeadLetters(keyring, outbox)
     rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, cases.clock)
     transport = open_transport(settings, db, keyring)
-    relay = OutboxRelay(db, keyring, transport)
+    relay = OutboxRelay(db, keyring, transport, partitions=settings.kafka_partitions, replication=settings.kafka_replication)
     inbound = InboundProcessor(db, dead_letters, rfis.handle, relay.wake)
     return Services(
         settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version(), transport, outbox, dead_letters, rfis,

@@ -20,11 +20,17 @@ from sqlalchemy import Connection, func, insert, select
 
 from gateway.fhir.indexing import index_entries
 from gateway.store.database import Database
+from gateway.store.prepared import Prepared
 from gateway.store.resources import ResourceStore
 from gateway.store.schema import audit_chain, audit_checkpoints
 
 GENESIS = "0" * 64
 CHECKPOINT_EVERY = 100
+# every release and refusal appends: compiled once (gateway.store.prepared)
+_HEAD = Prepared(
+    select(audit_chain.c.seq, audit_chain.c.chain).where(audit_chain.c.seq == select(func.max(audit_chain.c.seq)).scalar_subquery())
+)
+_APPEND = Prepared(insert(audit_chain), [c.name for c in audit_chain.columns])
 
 
 class AuditSigner:
@@ -64,17 +70,15 @@ class DisclosureLedger:
     def record(self, conn: Connection, event: dict) -> int:
         """Store the AuditEvent and chain it, in the caller's transaction; return its sequence number."""
         self.db.advisory_lock(conn, "audit-chain")  # one chain: appends from all processes take turns
-        head = conn.execute(select(audit_chain.c.seq, audit_chain.c.chain).order_by(audit_chain.c.seq.desc()).limit(1)).first()
-        seq, previous = (head.seq + 1, head.chain) if head else (1, GENESIS)
-        stored = self.store.write(conn, event, "AuditEvent", event["id"], index_entries(event), method="POST")
+        head = _HEAD.first(conn, {})
+        seq, previous = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        stored = self.store.write(conn, event, "AuditEvent", event["id"], index_entries(event), method="POST", new_id=True)
         digest = hashlib.sha256(stored.body).hexdigest()
         chain = _chain(previous, digest)
-        conn.execute(
-            insert(audit_chain).values(
-                seq=seq, event_id=event["id"], event_version=stored.version_id, digest=digest, chain=chain,
-                recorded_at=stored.last_updated,
-            )
-        )
+        _APPEND.execute(conn, {
+            "seq": seq, "event_id": event["id"], "event_version": stored.version_id, "digest": digest, "chain": chain,
+            "recorded_at": stored.last_updated,
+        }).close()
         if seq % CHECKPOINT_EVERY == 0:
             self._checkpoint(conn, seq, chain)
         return seq

@@ -48,8 +48,10 @@ class InformationRequests:
         self.outbox = outbox
         self.clock = clock
 
-    def handle(self, conn: Connection, sender: str, message: Message) -> str:
-        """Apply one message from agency `sender`; return what became of it (for the processed-message record)."""
+    def handle(self, conn: Connection, sender: str, message: Message, memo: dict | None = None) -> str:
+        """Apply one message from agency `sender`; return what became of it (for the processed-message record).
+
+        `memo`: what was read for earlier messages of the same transaction (see CaseReader.context)."""
         handler = {
             MessageEvent.RFI_REQUEST: self.request,
             MessageEvent.RFI_STATUS: self.change_status,
@@ -57,11 +59,11 @@ class InformationRequests:
         }.get(message.event)
         if handler is None:
             raise InvalidRequest.at("MessageHeader.eventCoding", f"Agencies do not send {message.event.value} messages to the gateway")
-        return handler(conn, sender, message)
+        return handler(conn, sender, message, {} if memo is None else memo)
 
     # -- the three messages ---------------------------------------------------------------------
 
-    def request(self, conn: Connection, sender: str, message: Message) -> str:
+    def request(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
         task = self._valid_task(message)
         rfi = _domain(task)
         if rfi.requester_agency_id != sender:
@@ -69,9 +71,9 @@ class InformationRequests:
         if message.destination != rfi.target_agency_id:
             raise InvalidRequest.at("MessageHeader.destination", "The message goes to the agency that owns the Task")
         case_id = reference_id(task["focus"], "EpisodeOfCare")
-        context = self.reader.context(conn, case_id)
+        context = self.reader.context(conn, case_id, memo)
         self._check_requester(context, rfi)
-        requester, target = self.reader.agency(conn, sender), self.reader.agency(conn, rfi.target_agency_id)
+        requester, target = self.reader.agency(conn, sender, memo), self.reader.agency(conn, rfi.target_agency_id, memo)
         if self.store.current(conn, "Task", rfi.id) is not None:
             raise Conflict.at("Task.id", f"Task {rfi.id} exists already; a new request needs a new id")
         now = self.clock()
@@ -94,7 +96,7 @@ class InformationRequests:
         self._send(conn, MessageEvent.RFI_REQUEST, sender, target.id, [stored, *people], case_id, message.id)
         return "routed"
 
-    def change_status(self, conn: Connection, sender: str, message: Message) -> str:
+    def change_status(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
         task = message.focus_of("Task")
         rfi, case_id = self._owned(conn, sender, task)
         try:
@@ -106,11 +108,11 @@ class InformationRequests:
         self._send(conn, MessageEvent.RFI_STATUS, sender, rfi.requester_agency_id, [stored], case_id, message.id)
         return status.value
 
-    def respond(self, conn: Connection, sender: str, message: Message) -> str:
+    def respond(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
         answer = _domain(self._valid_task(message))
         rfi, case_id = self._owned(conn, sender, {"id": answer.id})
-        context = self.reader.context(conn, case_id)
-        requester, holder = self.reader.agency(conn, rfi.requester_agency_id), self.reader.agency(conn, sender)
+        context = self.reader.context(conn, case_id, memo)
+        requester, holder = self.reader.agency(conn, rfi.requester_agency_id, memo), self.reader.agency(conn, sender, memo)
         now = self.clock()
         released: list[ResponseItem] = []
         withheld: list[WithheldItem] = []

@@ -75,24 +75,41 @@ class CaseReader:
         query.count, query.with_total = count, False
         return [orjson.loads(v.body) for v in self.store.search(conn, query)[0]]
 
-    def agency(self, conn: Connection, agency_id: str) -> Agency:
+    def agency(self, conn: Connection, agency_id: str, memo: dict | None = None) -> Agency:
+        key = ("Organization", agency_id)
+        if memo is not None and key in memo:
+            return memo[key]
         found = self.resource(conn, "Organization", agency_id)
         if found is None:
             raise NotFound(f"Agency {agency_id} is not registered (no Organization/{agency_id})")
-        return organization.from_fhir(found)
+        agency = organization.from_fhir(found)
+        if memo is not None:
+            memo[key] = agency
+        return agency
 
-    def context(self, conn: Connection, case_id: str) -> ReleaseContext:
+    def context(self, conn: Connection, case_id: str, memo: dict | None = None) -> ReleaseContext:
+        """`memo`: contexts already read in this transaction (a batch of messages touches few cases;
+        nothing a message handler writes changes a context, so within one transaction it holds)."""
+        key = ("EpisodeOfCare", case_id)
+        if memo is not None and key in memo:
+            return memo[key]
+        context = self._context(conn, case_id)
+        if memo is not None:
+            memo[key] = context
+        return context
+
+    def _context(self, conn: Connection, case_id: str) -> ReleaseContext:
         found = self.resource(conn, "EpisodeOfCare", case_id)
         if found is None:
             raise NotFound(f"Case {case_id} does not exist")
         record = episode.from_fhir(found)
         roles = {pid: patient.from_fhir(self.resource(conn, "Patient", pid)).role for pid in record.people_ids}
         newest: dict[str, ConsentRecord] = {}
-        for pid in record.people_ids:
-            for c in self.search(conn, "Consent", [("patient", f"Patient/{pid}")]):
-                candidate = consent.from_fhir(c)
-                if pid not in newest or candidate.recorded_on >= newest[pid].recorded_on:
-                    newest[pid] = candidate
+        subjects = ",".join(f"Patient/{pid}" for pid in record.people_ids)
+        for c in self.search(conn, "Consent", [("patient", subjects)]) if subjects else ():
+            candidate = consent.from_fhir(c)
+            if candidate.subject_id not in newest or candidate.recorded_on >= newest[candidate.subject_id].recorded_on:
+                newest[candidate.subject_id] = candidate
         return ReleaseContext(
             case_id=case_id,
             jurisdiction=record.jurisdiction,
@@ -106,11 +123,13 @@ class CaseReader:
 
     def _current_risk(self, conn: Connection, victim_id: str) -> RiskLevel | None:
         """The newest multi-agency determination, else the newest practitioner's (3A Part 3 comes later)."""
-        for by in (RiskDeterminedBy.MULTI_AGENCY, RiskDeterminedBy.PRACTITIONER):
-            params = [("subject", f"Patient/{victim_id}"), ("method", f"{by.system()}|{by.value}"), ("_sort", "-date")]
-            found = self.search(conn, "RiskAssessment", params, count=1)
-            if found:
-                return read_code(found[0]["prediction"][0]["qualitativeRisk"], RiskLevel)
+        preferred = (RiskDeterminedBy.MULTI_AGENCY, RiskDeterminedBy.PRACTITIONER)
+        methods = ",".join(f"{by.system()}|{by.value}" for by in preferred)
+        found = self.search(conn, "RiskAssessment", [("subject", f"Patient/{victim_id}"), ("method", methods), ("_sort", "-date")])
+        for by in preferred:
+            newest = next((r for r in found if read_code(r["method"], RiskDeterminedBy) is by), None)
+            if newest is not None:
+                return read_code(newest["prediction"][0]["qualitativeRisk"], RiskLevel)
         return None
 
 

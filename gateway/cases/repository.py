@@ -5,15 +5,14 @@ aggregate is rebuilt from the EpisodeOfCare, its Patients, CareTeam, form respon
 Consents, changed by one command, and only the resources whose content changed are written.
 """
 
-import orjson
 from sqlalchemy import Connection
 
 from gateway.domain.agencies import Agency
 from gateway.domain.case import MultiAgencyCase
-from gateway.errors import NotFound
 from gateway.fhir.indexing import index_entries
-from gateway.fhir.search import parse_search
-from gateway.mappings import care_team, consent, episode, organization, patient, rfi, safety_action
+from gateway.cases.release import CaseReader
+from gateway.errors import NotFound
+from gateway.mappings import care_team, consent, episode, patient, rfi, safety_action
 from gateway.mappings import questionnaire_response as forms
 from gateway.mappings.case_resources import case_resources
 from gateway.store.resources import ResourceStore
@@ -23,24 +22,18 @@ from gateway.domain.vocabulary import TaskType
 class CaseRepository:
     def __init__(self, store: ResourceStore):
         self.store = store
+        self.reader = CaseReader(store)  # one way to read a case's resources, shared with the release path
 
     # -- reading -----------------------------------------------------------------------------
 
     def _resource(self, conn: Connection, resource_type: str, resource_id: str) -> dict | None:
-        found = self.store.current(conn, resource_type, resource_id)
-        return orjson.loads(found.body) if found and not found.deleted else None
+        return self.reader.resource(conn, resource_type, resource_id)
 
     def _search(self, conn: Connection, resource_type: str, params: list[tuple[str, str]]) -> list[dict]:
-        query = parse_search(resource_type, params)
-        query.count, query.with_total = 1000, False
-        found, _ = self.store.search(conn, query)
-        return [orjson.loads(v.body) for v in found]
+        return self.reader.search(conn, resource_type, params)
 
     def agency(self, conn: Connection, agency_id: str) -> Agency:
-        found = self._resource(conn, "Organization", agency_id)
-        if found is None:
-            raise NotFound(f"Agency {agency_id} is not registered (no Organization/{agency_id})")
-        return organization.from_fhir(found)
+        return self.reader.agency(conn, agency_id)
 
     def load(self, conn: Connection, case_id: str) -> MultiAgencyCase:
         found = self._resource(conn, "EpisodeOfCare", case_id)

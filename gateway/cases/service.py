@@ -1,4 +1,10 @@
-"""Case commands: each loads the case, applies one form, and saves it, in one transaction."""
+"""Case commands: each loads the case, applies one form, and saves it, in one transaction.
+
+`services.cases` works on the unrestricted store (the demo, the tests' set-up). A request uses
+`for_agency(agency_id)`: its repository reads and writes through the agency's view of the store
+(gateway.store.agency_store), so the case must be one of the agency's (403 otherwise, recorded),
+and a referral must put the agency on the team it creates.
+"""
 
 import uuid
 from datetime import datetime, timezone
@@ -17,6 +23,7 @@ from gateway.domain.summary import CaseSummary, summarise
 from gateway.domain.team import Team
 from gateway.domain.case import CoordinationNotice
 from gateway.domain.vocabulary import Jurisdiction
+from gateway.store.agency_store import AgencyStore, Refused
 from gateway.store.database import Database
 
 
@@ -25,6 +32,10 @@ class CaseService:
         self.db = db
         self.repository = repository
         self.clock = clock
+
+    def for_agency(self, agency_id: str, refused: Refused = lambda reason, detail: None) -> "CaseService":
+        """These commands as agency `agency_id`'s systems may use them; `refused(reason, detail)` hears every refusal."""
+        return CaseService(self.db, CaseRepository(AgencyStore(self.repository.store, agency_id, refused)), self.clock)
 
     async def refer(
         self,

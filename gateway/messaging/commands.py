@@ -1,16 +1,23 @@
 """`gateway kafka init` and `gateway dlq list|replay`: the operator's handles on messaging."""
 
 import argparse
+import logging
+import threading
 from datetime import datetime, timezone
 
 from gateway.connectors import topics
 from gateway.fhir.search import parse_search
 
+log = logging.getLogger("gateway.messaging")
+
 
 def register(verbs: argparse._SubParsersAction, services) -> None:
     """`services`: a callable that builds the gateway's services (the CLI's, so tests can swap it)."""
     kafka = verbs.add_parser("kafka", help="message topics").add_subparsers(dest="kafka_verb", required=True, metavar="ACTION")
-    init = kafka.add_parser("init", help="create every registered agency's inbound and outbound topics, and the dead-letter topic")
+    init = kafka.add_parser(
+        "init", help="create every registered agency's inbound and outbound topics, and the dead-letter topic; on a broker "
+        "that checks identities (GATEWAY_KAFKA_SECURITY=oauthbearer), let each agency write its inbound and read its outbound topic",
+    )
     init.add_argument("--partitions", type=int, help="partitions per topic (default GATEWAY_KAFKA_PARTITIONS)")
     init.add_argument("--replication", type=int, help="replication factor (default GATEWAY_KAFKA_REPLICATION)")
     init.set_defaults(run=lambda args: _kafka_init(args, services))
@@ -39,6 +46,20 @@ def ensure_topics(built, partitions: int | None = None, replication: int | None 
     )
 
 
+def ensure_topics_until_done(built, stop: threading.Event, retry_seconds: float = 2.0) -> None:
+    """`ensure_topics`, tried again until it succeeds or `stop` is set (for `gateway serve`)."""
+    while not stop.is_set():
+        try:
+            created = ensure_topics(built)
+        except Exception as exc:  # the broker is not up yet, or refuses the gateway: say so, try again
+            log.warning("topics not ready on the %s transport, retrying in %.0f s: %s", built.transport.name, retry_seconds, exc)
+            stop.wait(retry_seconds)
+            continue
+        if created:
+            log.info("%d topics created on the %s transport: %s", len(created), built.transport.name, ", ".join(created))
+        return
+
+
 def _kafka_init(args, services) -> int:
     built = services()
     try:
@@ -46,6 +67,8 @@ def _kafka_init(args, services) -> int:
     finally:
         built.close()
     print(f"{len(created)} topics created on the {built.transport.name} transport" + (f": {', '.join(created)}" if created else ""))
+    if getattr(built.transport, "agency_acls", False):
+        print("ACLs: each agency (User:<agency id>) may write its inbound topic, read its outbound topic and use groups '<agency id>:*'")
     return 0
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.connectors import topics
 from gateway.connectors.transport import Consumer, DeliveredMessage, Transport
@@ -24,11 +24,15 @@ from gateway.messaging import bundles
 from gateway.messaging.bundles import Message
 from gateway.messaging.dead_letters import DeadLetters
 from gateway.store.database import Database
+from gateway.store.prepared import Prepared
 from gateway.store.schema import processed_messages
 
 log = logging.getLogger("gateway.inbound")
+# two statements per message handled: compiled once (gateway.store.prepared)
+_SEEN = Prepared(select(processed_messages.c.message_id).where(processed_messages.c.message_id == bindparam("m")))
+_RECORD = Prepared(insert(processed_messages), [c.name for c in processed_messages.columns])
 
-Handler = Callable[[Connection, str, Message], str]
+Handler = Callable[[Connection, str, Message, dict], str]  # (conn, sender, message, memo of this transaction)
 GROUP = "fv-gateway"
 
 
@@ -47,7 +51,11 @@ class InboundProcessor:
 
     def process(self, messages: Sequence[DeliveredMessage]) -> list[Outcome]:
         """Handle a batch in one transaction; raises ServiceUnavailable if the database is gone."""
-        outcomes = self.db.run_write(lambda conn: [self._one(conn, m) for m in messages])
+        def job(conn: Connection) -> list[Outcome]:
+            memo: dict = {}
+            return [self._one(conn, m, memo) for m in messages]
+
+        outcomes = self.db.run_write(job)
         self.on_handled()
         return outcomes
 
@@ -60,7 +68,7 @@ class InboundProcessor:
         def job(conn: Connection) -> str:
             if self._seen(conn, message.id):
                 return "duplicate"
-            outcome = self.handle(conn, sender, message)
+            outcome = self.handle(conn, sender, message, {})
             self._record(conn, message.id, topics.inbound(sender), outcome)
             return outcome
 
@@ -89,13 +97,13 @@ class InboundProcessor:
 
     # -- one message ----------------------------------------------------------------------------
 
-    def _one(self, conn: Connection, delivered: DeliveredMessage) -> Outcome:
+    def _one(self, conn: Connection, delivered: DeliveredMessage, memo: dict) -> Outcome:
         message_id = delivered.message_id if bundles.is_message_id(delivered.message_id) else None
         if message_id and self._seen(conn, message_id):
             return Outcome(message_id, "duplicate")
         savepoint = conn.begin_nested()
         try:
-            outcome = self._apply(conn, delivered)
+            outcome = self._apply(conn, delivered, memo)
         except ServiceUnavailable:
             savepoint.rollback()
             raise
@@ -113,15 +121,13 @@ class InboundProcessor:
         return Outcome(message_id, outcome)
 
     def _seen(self, conn: Connection, message_id: str) -> bool:
-        found = conn.execute(select(processed_messages.c.message_id).where(processed_messages.c.message_id == message_id))
-        return found.first() is not None
+        return _SEEN.first(conn, {"m": message_id}) is not None
 
     def _record(self, conn: Connection, message_id: str, topic: str, outcome: str) -> None:
-        conn.execute(insert(processed_messages).values(
-            message_id=message_id, topic=topic, outcome=outcome[:32], processed_at=time.time_ns() // 1000,
-        ))
+        row = {"message_id": message_id, "topic": topic, "outcome": outcome[:32], "processed_at": time.time_ns() // 1000}
+        _RECORD.execute(conn, row).close()
 
-    def _apply(self, conn: Connection, delivered: DeliveredMessage) -> str:
+    def _apply(self, conn: Connection, delivered: DeliveredMessage, memo: dict) -> str:
         if not bundles.is_message_id(delivered.message_id):
             raise InvalidRequest.at("headers.message-id", "Every message carries a message-id header (its Bundle.id)")
         sender = topics.agency_of_inbound(delivered.topic)
@@ -130,7 +136,7 @@ class InboundProcessor:
             raise InvalidRequest.at("Bundle.id", "The Bundle's id is the message-id header")
         if sender is None or message.source != sender:
             raise Forbidden.at("MessageHeader.sender", f"A message on {delivered.topic} comes from that topic's agency only")
-        return self.handle(conn, sender, message)
+        return self.handle(conn, sender, message, memo)
 
     def _dead_letter(self, conn: Connection, delivered: DeliveredMessage, code: str, reason: str) -> str:
         self.dead_letters.add(conn, delivered, code, reason)

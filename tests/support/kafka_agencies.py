@@ -31,10 +31,11 @@ SECRET = "Suspect in an open investigation"  # never released: labelled excluded
 
 
 class AgencyOnKafka:
-    def __init__(self, bootstrap: str, agency_id: str):
+    def __init__(self, bootstrap: str, agency_id: str, **client_config):
+        """`client_config`: more kafka-python settings for both clients (SASL: tests/integration/test_kafka_identity.py)."""
         self.agency_id = agency_id
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, retries=50)
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, retries=50, **client_config)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", **client_config)
         outbound = topics.outbound(agency_id)
         partitions = [TopicPartition(outbound, p) for p in sorted(self.consumer.partitions_for_topic(outbound))]
         self.consumer.assign(partitions)
@@ -45,6 +46,9 @@ class AgencyOnKafka:
     def send(self, bundle: dict, case_id: str) -> None:
         headers = [(MESSAGE_ID, bundle["id"].encode()), (EVENT, bundle["entry"][0]["resource"]["eventCoding"]["code"].encode())]
         self.producer.send(topics.inbound(self.agency_id), value=orjson.dumps(bundle), key=case_id.encode(), headers=headers)
+
+    def flush(self) -> None:
+        self.producer.flush()
 
     def received(self, wait_seconds: float = 0.2) -> list[tuple[dict, dict]]:
         """(headers, Bundle) of what arrived since the last call."""
@@ -60,6 +64,8 @@ class AgencyOnKafka:
 
 @dataclass
 class RfiExchange:
+    """`requester` and `target`: agency systems with send(bundle, case_id), flush(), received(wait) and close()."""
+
     requester: AgencyOnKafka
     target: AgencyOnKafka
     case_ids: list[str]
@@ -81,7 +87,11 @@ class RfiExchange:
                                    [rfi_mapping.to_fhir(rfi, case_id)], cases.NOW)
             self.asked[rfi_id], self.asked_at[rfi_id] = case_id, time.monotonic()
             self.requester.send(bundle, case_id)
-        self.requester.producer.flush()
+        self.requester.flush()
+
+    def latencies(self) -> list[float]:
+        """Seconds from asking to the answer's arrival, for every answered RFI."""
+        return [self.answered_at[r] - self.asked_at[r] for r in self.answered_at if r in self.asked_at]
 
     def pump(self, wait_seconds: float = 0.2) -> None:
         """The target answers what it received; the requester collects answers."""
@@ -91,7 +101,7 @@ class RfiExchange:
             task = bundles.parse(orjson.dumps(bundle)).focus_of("Task")
             self.requests_seen[task["id"]].add(headers[MESSAGE_ID])
             self.target.send(self._answer(task, bundle), rfi_mapping.reference_id(task["focus"], "EpisodeOfCare"))
-        self.target.producer.flush()
+        self.target.flush()
         for headers, bundle in self.requester.received(0 if self.asked else wait_seconds):
             if self._duplicate(headers) or headers[EVENT] != "rfi-response":
                 continue

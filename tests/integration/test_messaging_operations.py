@@ -1,0 +1,160 @@
+"""What an operator relies on: failed relays retried with backoff and nothing lost, dead letters
+listed and replayed from the command line, topics created by `gateway kafka init`."""
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway.bootstrap import build_services
+from gateway.connectors import topics
+from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, TransportError
+from gateway.domain.vocabulary import MessageEvent
+from gateway.messaging.outbox import OutboxRelay
+from gateway.settings import Settings
+from gateway.store.encryption import generate_kek
+from gateway.store.schema import outbox
+from tests.support import cases
+from tests.support.server import gateway_env, run_gateway
+
+
+class FlakyTransport:
+    """Refuses the first `failures` publishes, like a broker that is down (a fake: a unit of the relay)."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.published: list[OutgoingMessage] = []
+
+    def create_topics(self, names, partitions=1, replication=1):
+        return []
+
+    def publish(self, messages):
+        if self.failures:
+            self.failures -= 1
+            raise TransportError("broker unavailable")
+        self.published += messages
+
+
+def queue(services, n: int) -> None:
+    def job(conn):
+        for i in range(n):
+            services.outbox.add(conn, OutgoingMessage("fv.outbound.qps", "case-1", f"message {i}".encode(), {MESSAGE_ID: f"m-{i}"}))
+
+    services.db.run_write(job)
+
+
+def rows(services) -> list:
+    return services.db.run_read(lambda conn: conn.execute(select(outbox).order_by(outbox.c.id)).all())
+
+
+def test_a_refused_relay_is_retried_with_backoff_and_nothing_is_lost(services):
+    queue(services, 3)
+    transport = FlakyTransport(failures=2)
+    relay = OutboxRelay(services.db, services.keyring, transport)
+
+    assert relay.relay_once() == 0
+    [first, *_] = rows(services)
+    assert first.attempts == 1 and "broker unavailable" in first.last_error
+    assert relay.relay_once() == 0, "not due again before its backoff"
+    due_now = update(outbox).values(next_attempt_at=0)
+    services.db.run_write(lambda conn: conn.execute(due_now))
+    assert relay.relay_once() == 0 and rows(services)[0].attempts == 2  # the second failure backs off longer
+    assert rows(services)[0].next_attempt_at - first.next_attempt_at > 1_000_000
+    services.db.run_write(lambda conn: conn.execute(due_now))
+
+    assert relay.relay_once() == 3
+    assert [m.value for m in transport.published] == [b"message 0", b"message 1", b"message 2"]  # in order
+    assert rows(services) == []
+
+
+def test_the_embedded_relay_publishes_each_message_once(services):
+    services.transport.create_topics(["fv.outbound.qps"])
+    queue(services, 5)
+    assert services.relay.relay_once() == 5
+    assert services.relay.relay_once() == 0
+    read = services.transport.read("fv.outbound.qps", {}, 100)
+    assert [m.message_id for m in read] == [f"m-{i}" for i in range(5)]
+
+
+@pytest.fixture
+def operator(tmp_path):
+    """A configured data directory with the worked case's agencies and a dead letter in it."""
+    key = generate_kek()
+    services = build_services(Settings(data_dir=tmp_path, data_key=key))
+    cases.open_case(services)
+    bad = cases.message(MessageEvent.RFI_REQUEST, "dfv-logan", "newcomer", cases.request("rfi-1", target="newcomer"))
+    [outcome] = services.inbound.process([bad])
+    services.close()
+    return gateway_env(tmp_path, key, GATEWAY_AUDIT_SIGNING_KEY=(tmp_path / "audit-signing-key").read_text().strip()), outcome
+
+
+def test_dead_letters_are_listed_and_replayed_from_the_command_line(operator):
+    env, outcome = operator
+    listed = run_gateway(["dlq", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    [line] = listed.stdout.splitlines()
+    assert line.startswith("1\t") and outcome.message_id in line and "unknown-agency-or-case" in line
+
+    replayed = run_gateway(["dlq", "replay", "1"], env)
+    assert replayed.returncode == 0 and "sent back" in replayed.stdout
+    again = run_gateway(["dlq", "replay", "1", "7"], env)
+    assert again.returncode == 1 and "replayed already" in again.stdout
+    assert run_gateway(["dlq", "list"], env).stdout.strip() == "no dead letters"
+    assert "(replayed)" in run_gateway(["dlq", "list", "--all"], env).stdout
+    assert run_gateway(["dlq", "replay", "x"], env).returncode == 2  # a usage error, one line
+
+
+def test_kafka_init_creates_every_agencys_topics_once(operator, kafka_broker):
+    env, _ = operator
+    env = {**env, "GATEWAY_TRANSPORT": "kafka", "GATEWAY_KAFKA_BOOTSTRAP": kafka_broker.bootstrap}
+    first = run_gateway(["kafka", "init", "--partitions", "2"], env)
+    assert first.returncode == 0, first.stderr
+    assert topics.inbound("qps") in first.stdout and topics.DEAD_LETTER in first.stdout
+    again = run_gateway(["kafka", "init"], env)
+    assert again.stdout.startswith("0 topics created on the kafka transport")
+
+
+def test_kafka_init_without_a_broker_is_one_readable_line(operator):
+    env, _ = operator
+    env = {**env, "GATEWAY_TRANSPORT": "kafka"}
+    result = run_gateway(["kafka", "init"], env)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert "GATEWAY_KAFKA_BOOTSTRAP" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_message_to_a_dead_letter_is_also_on_the_dead_letter_topic(services):
+    cases.open_case(services)
+    services.transport.create_topics([topics.DEAD_LETTER])
+    broken = cases.delivered(topics.inbound("qps"), b"{not json", {MESSAGE_ID: "m-broken"})
+    services.inbound.process([broken])
+    services.relay.relay_once()
+    [copy] = services.transport.read(topics.DEAD_LETTER, {}, 10)
+    assert copy.value == b"{not json"
+    assert copy.headers["dead-letter-reason-code"] == "malformed" and copy.headers["dead-letter-topic"] == topics.inbound("qps")
+    assert copy.headers[MESSAGE_ID].startswith("dead-letter-1-m-broken")
+
+
+def test_one_topic_that_fails_holds_back_only_its_own_messages_and_keeps_their_order(services):
+    class OneTopicDown(FlakyTransport):
+        def publish(self, messages):
+            if messages[0].topic == "fv.outbound.down":
+                raise TransportError("no leader for fv.outbound.down")
+            self.published += messages
+
+    def job(conn):
+        for i, topic in enumerate(["fv.outbound.down", "fv.outbound.qps", "fv.outbound.down", "fv.outbound.qps"]):
+            services.outbox.add(conn, OutgoingMessage(topic, "case-1", f"{topic} {i}".encode(), {MESSAGE_ID: f"m-{i}"}))
+
+    services.db.run_write(job)
+    transport = OneTopicDown(failures=0)
+    relay = OutboxRelay(services.db, services.keyring, transport)
+    assert relay.relay_once() == 2
+    assert [m.value for m in transport.published] == [b"fv.outbound.qps 1", b"fv.outbound.qps 3"]
+    assert [(r.topic, r.attempts) for r in rows(services)] == [("fv.outbound.down", 1), ("fv.outbound.down", 1)]
+    # a new message for the topic that is down waits behind the older ones, never overtakes them
+    services.db.run_write(lambda conn: services.outbox.add(conn, OutgoingMessage("fv.outbound.down", "case-1", b"later", {MESSAGE_ID: "m-9"})))
+    transport.publish = lambda messages: transport.published.extend(messages)
+    assert relay.relay_once() == 0
+    services.db.run_write(lambda conn: conn.execute(update(outbox).where(outbox.c.attempts > 0).values(next_attempt_at=0)))
+    assert relay.relay_once() == 3
+    assert [m.value for m in transport.published][2:] == [b"fv.outbound.down 0", b"fv.outbound.down 2", b"later"]

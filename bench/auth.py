@@ -16,9 +16,15 @@ shared machines vary from run to run (DESIGN.md section 9): joserfc verifying th
 assertion plus signing one access token (no authlib, no database) for issuance; joserfc
 decoding the same access token with an already parsed key for verification.
 
-FHIR reads with and without authentication: not measured yet. The FHIR API does not require
-tokens until access enforcement lands (issue 6, point 3); that comparison goes in
-`fhir_read_with_and_without_auth` below.
+- a FHIR read with and without authentication (`fhir_read_with_and_without_auth`): `GET
+  /fhir/Patient/{id}` of a person on a case the caller's agency is on the team of, through the
+  whole ASGI application (middleware, routing, error handling, the store's read), called in
+  process so that HTTP parsing and the network do not dilute the comparison. Three variants of
+  the same app in the same run, rounds interleaved: no authentication (the read route served by
+  the unrestricted service: what the gateway did before issue 6 point 3); the bearer token
+  verified (per-process cache, as for every request after a token's first) and nothing else;
+  and the gateway as it runs (token, scope check, and the team-membership check of the case
+  data in SQL). Target: verification under 10% of a read's cost.
 
     .venv/bin/python bench/auth.py            # 2,000 tokens per issuance run
     .venv/bin/python bench/auth.py --quick    # 300: smoke run
@@ -40,10 +46,21 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+import asyncio  # noqa: E402
+import statistics  # noqa: E402
+
 from joserfc import jwt  # noqa: E402
 from joserfc.jwk import ECKey, KeySet, RSAKey  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
+from gateway.api import fhir as fhir_api  # noqa: E402
+from gateway.api.app import create_app  # noqa: E402
+from gateway.api.deps import caller_policy  # noqa: E402
 from gateway.bootstrap import build_services  # noqa: E402
+from gateway.demo import scenario  # noqa: E402
+from gateway.domain.case import MultiAgencyCase  # noqa: E402
+from gateway.fhir.indexing import index_entries  # noqa: E402
+from gateway.mappings import organization  # noqa: E402
 from gateway.domain.agencies import Agency  # noqa: E402
 from gateway.domain.vocabulary import AgencyType, Jurisdiction, PrescribedStatus  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
@@ -120,8 +137,118 @@ def raw_issuance(client_keys: KeySet, signer, alg: str):
     return work
 
 
-def fhir_read_with_and_without_auth() -> str:
-    return "not measured yet: the FHIR API requires tokens once access enforcement lands (issue 6, point 3)"
+READ_AGENCY = "dfv-logan"  # the worked case's lead agency
+READ_PATH = "/fhir/Patient/vs-mai"  # a person on the case: case data, so the team check runs in full
+READS_PER_ROUND, ROUNDS = 250, 40  # short rounds, the variants' order rotating: drift hits all alike
+
+
+def open_worked_case(services) -> None:
+    """The worked Queensland case as referred (its agencies registered), as the native API stores it."""
+    state: dict = {}
+    scenario.steps()[0].run(state)
+    case = MultiAgencyCase.refer("case-bench", scenario.QLD, scenario.referral(), scenario.people(), scenario.team())
+    case.consents = state["case"].consents
+
+    def job(conn):
+        for agency in scenario.AGENCIES:
+            resource = organization.to_fhir(agency)
+            services.store.write_if_changed(conn, resource, index_entries(resource))
+        services.cases.repository.save(conn, case)
+
+    services.db.run_write(job)
+
+
+def read_apps(services):
+    """The gateway's app, and the same app whose read route skips access checks or all but the token."""
+    raw_read = fhir_api.read.__wrapped__  # the endpoint inside the access wrapper: (request, service)
+
+    async def unauthenticated(request):
+        return await raw_read(request, services.fhir)
+
+    async def token_only(request):
+        await caller_policy(request)  # 401 unless the bearer token verifies (cached after its first use)
+        return await raw_read(request, services.fhir)
+
+    apps = {}
+    for name, endpoint in (("no authentication", unauthenticated), ("token verified only", token_only), ("gateway as it runs", None)):
+        app = create_app(services)
+        if endpoint is not None:  # in the read route's own place: routing costs the same in every variant
+            endpoint.route_path = fhir_api.read.route_path
+            at = next(i for i, route in enumerate(app.router.routes) if getattr(route, "endpoint", None) is fhir_api.read)
+            app.router.routes[at] = Route(fhir_api.read.route_path, endpoint, methods=["GET"])
+        apps[name] = app
+    return apps
+
+
+async def asgi_get(app, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """One GET through the ASGI app, as uvicorn would call it; the response status."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "https",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 50000), "server": ("gateway.bench", 443), "state": {},
+    }
+    status = 0
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def fhir_read_with_and_without_auth(services, reads: int = READS_PER_ROUND, rounds: int = ROUNDS) -> None:
+    identity = services.identity
+    open_worked_case(services)
+    key = ECKey.generate_key("P-256", parameters={"kid": "reader-1"}, private=True)
+    identity.clients.add("bench-reader", READ_AGENCY, "system/Patient.rs", jwks=KeySet([key]).as_dict(private=False))
+    assertion = jwt.encode({"alg": "ES256", "kid": key.kid},
+                           {"iss": "bench-reader", "sub": "bench-reader", "aud": TOKEN_URL, "exp": int(time.time()) + 280,
+                            "jti": uuid.uuid4().hex}, key, algorithms=["ES256"])
+    answer = identity.tokens.issue({**form(assertion), "scope": "system/Patient.rs"}, ROOT)
+    headers = [(b"host", b"gateway.bench"), (b"authorization", f"Bearer {answer.body['access_token']}".encode())]
+    apps = read_apps(services)
+
+    async def measure() -> dict[str, list[float]]:
+        for app in apps.values():  # warm: prepared statements, the token cache, the data key
+            for _ in range(50):
+                if await asgi_get(app, READ_PATH, headers) != 200:
+                    raise SystemExit("a FHIR read in the benchmark was not answered 200")
+        found: dict[str, list[float]] = {name: [] for name in apps}
+        names = list(apps)
+        for round_number in range(rounds):
+            for name in names[round_number % len(names):] + names[: round_number % len(names)]:
+                app = apps[name]
+                gc.disable()
+                start = time.process_time()  # CPU time: what a read costs, whatever else the machine runs
+                for _ in range(reads):
+                    await asgi_get(app, READ_PATH, headers)
+                found[name].append((time.process_time() - start) / reads * 1e6)
+                gc.enable()
+        return found
+
+    found = asyncio.run(measure())
+    baseline = found["no authentication"]
+    base = statistics.median(baseline)
+    print()
+    print(f"FHIR read {READ_PATH} in process (ASGI app, {services.db.url.get_backend_name()}), "
+          f"{rounds} rounds of {reads:,} per variant, the variants' order rotating; CPU µs per read")
+    print(f"{'  variant':40}{'µs median':>10}{'µs best':>9}{'reads/s':>9}{'overhead':>11}{'of a read':>11}")
+    overheads = {}
+    for name, rounds_found in found.items():
+        # each round's figure less the baseline's in the same round: drift of the machine cancels
+        extra = overheads[name] = statistics.median(v - b for v, b in zip(rounds_found, baseline))
+        share = f"{extra / (base + extra):>11.1%}" if name != "no authentication" else f"{'':>11}"
+        print(f"{'  ' + name:40}{statistics.median(rounds_found):>10.1f}{min(rounds_found):>9.1f}"
+              f"{1e6 / statistics.median(rounds_found):>9,.0f}{extra:>+9.1f}µs{share}")
+    verified, full = overheads["token verified only"], overheads["gateway as it runs"]
+    print(f"  target: token verification < 10% of a read's cost: {verified / (base + verified):.1%} "
+          f"({'met' if verified / (base + verified) < 0.10 else 'missed'}); with the scope and team checks: "
+          f"{full / (base + full):.1%} (overhead: median over rounds of the difference to the same round's baseline)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,8 +315,7 @@ def run(services, count: int, threads: int) -> int:
     print(f"{'  token verified before (cache)':44}{warm_rate:>10,.0f}{1e6 / warm_rate:>9.1f}{raw_rate:>14,.0f}{raw_rate / warm_rate:>7.2f}x")
     print(f"  rounds (median shown): unseen {', '.join(f'{r:,.0f}' for r in rounds_cold)}; "
           f"cached {', '.join(f'{r:,.0f}' for r in rounds_warm)}")
-    print()
-    print(f"FHIR read with vs without auth: {fhir_read_with_and_without_auth()}")
+    fhir_read_with_and_without_auth(services, rounds=ROUNDS if count >= DEFAULT_COUNT else 12)
     return 0
 
 

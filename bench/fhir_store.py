@@ -1,7 +1,8 @@
 """Benchmark of the FHIR store through HTTP: create, then read back, R4B resources.
 
 Starts ``gateway serve`` as a subprocess on a free port with a fresh data directory (and, for
-PostgreSQL, a fresh database), creates N resources (Patient, RFI Task, RiskAssessment,
+PostgreSQL, a fresh database), registers an agency system on its database and takes an access
+token from its ``/auth/token`` (every FHIR request carries it, as an agency's would), creates N resources (Patient, RFI Task, RiskAssessment,
 CareTeam, Consent, round-robin) with ``POST /fhir/{type}``, then reads each back by id in
 random order, and prints resources/s, p50/p99 latency and the server's peak RSS.
 
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
@@ -58,6 +60,7 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 BASELINE_MAX = 5_000  # resources parsed+serialised per baseline (the mix repeats round-robin)
 HEALTHZ_REQUESTS = 2_000
+BENCH_SCOPES = "system/*.cruds"  # the resources it creates name no existing case: the scopes decide
 
 # --------------------------------------------------------------------------------------------
 # Representative R4B resources
@@ -358,8 +361,10 @@ class Connection:
             self.writer.close()
 
 
-def request_bytes(method: str, path: str, host: str, body: bytes | None = None) -> bytes:
+def request_bytes(method: str, path: str, host: str, body: bytes | None = None, token: str | None = None) -> bytes:
     head = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Accept: application/fhir+json"]
+    if token is not None:
+        head.append(f"Authorization: Bearer {token}")
     if body is not None:
         head += ["Content-Type: application/fhir+json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
@@ -476,13 +481,14 @@ async def exercise(store: StoreRun, server: GatewayProcess, bodies: list[tuple[s
     authority = f"{host}:{port}"
 
     # Warm up (untimed, resources of their own) so first-request costs stay out of the figures.
-    warm_requests = [request_bytes("POST", f"/fhir/{t}", authority, b) for t, b in warm_bodies]
+    token = server.token
+    warm_requests = [request_bytes("POST", f"/fhir/{t}", authority, b, token) for t, b in warm_bodies]
     store.warmup = await drive("warm-up", host, port, warm_requests, [t for t, _ in warm_bodies],
                 lambda i, r: None if r.status == 201 else f"HTTP {r.status}", concurrency, server)
 
     # Create.
     created: list[tuple[str, str] | None] = [None] * len(bodies)
-    requests = [request_bytes("POST", f"/fhir/{t}", authority, b) for t, b in bodies]
+    requests = [request_bytes("POST", f"/fhir/{t}", authority, b, token) for t, b in bodies]
     kinds = [t for t, _ in bodies]
 
     def check_create(i: int, r: Response) -> str | None:
@@ -514,7 +520,7 @@ async def exercise(store: StoreRun, server: GatewayProcess, bodies: list[tuple[s
     # Read back, in random order.
     order = [i for i, c in enumerate(created) if c is not None]
     random.Random(seed).shuffle(order)
-    read_requests = [request_bytes("GET", "/fhir/{}/{}".format(*created[i]), authority)
+    read_requests = [request_bytes("GET", "/fhir/{}/{}".format(*created[i]), authority, token=token)
                      for i in order]
     read_kinds = [kinds[i] for i in order]
 
@@ -597,11 +603,15 @@ class GatewayProcess:
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
+        self.database_url = database_url
+        self.data_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        self.token: str | None = None  # the benchmark agency's access token (see `take_token`)
         env = dict(os.environ)
         env.update({
             "GATEWAY_DATA_DIR": str(data_dir),
             "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "GATEWAY_DATA_KEY": self.data_key,
+            "GATEWAY_TOKEN_LIFETIME_SECONDS": "3600",  # long runs (--count 100000) outlast the default 300 s
         })
         self.command = [*command, "--host", "127.0.0.1", "--port", str(self.port)]
         self._log = open(self.log_path, "wb")
@@ -609,6 +619,36 @@ class GatewayProcess:
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.exit_code: int | None = None
+
+    def take_token(self) -> None:
+        """Register the benchmark's agency system on the server's database, as an operator
+        would, and ask the server's /auth/token for a token (SMART Backend Services)."""
+        from joserfc import jwt
+        from joserfc.jwk import ECKey, KeySet
+
+        from gateway.bootstrap import build_services
+        from gateway.domain.agencies import Agency
+        from gateway.domain.vocabulary import AgencyType, Jurisdiction
+        from gateway.settings import Settings
+
+        settings = Settings(data_dir=self.data_dir, database_url=self.database_url, data_key=self.data_key)
+        services = build_services(settings, upgrade_schema=False)
+        key = ECKey.generate_key("P-256", parameters={"kid": "bench-1"}, private=True)
+        try:
+            services.identity.agencies.add(Agency("bench-agency", "Benchmark agency", AgencyType.POLICE, Jurisdiction.VIC))
+            services.identity.clients.add("bench-loader", "bench-agency", BENCH_SCOPES, jwks=KeySet([key]).as_dict(private=False))
+        finally:
+            services.close()
+        url = f"http://127.0.0.1:{self.port}/auth/token"
+        claims = {"iss": "bench-loader", "sub": "bench-loader", "aud": url, "exp": int(time.time()) + 240, "jti": uuid.uuid4().hex}
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "scope": BENCH_SCOPES,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key, algorithms=["ES256"]),
+        }).encode()
+        request = urllib.request.Request(url, data=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            self.token = orjson.loads(answer.read())["access_token"]
 
     def wait_ready(self) -> float:
         began = time.monotonic()
@@ -758,6 +798,7 @@ def run_backend(backend: str, command: list[str], bodies: list[tuple[str, bytes]
                 return store
             try:
                 ready = server.wait_ready()
+                server.take_token()
                 print(f"  server pid {server.proc.pid} on port {server.port}, ready in {ready:.1f} s")
                 asyncio.run(exercise(store, server, bodies, warm_bodies, concurrency, seed))
             except ServerDidNotStart as exc:

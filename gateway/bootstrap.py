@@ -7,6 +7,7 @@ anything.
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -84,11 +85,11 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     if upgrade_schema:
         conformance.publish(db, store, published)
     fhir = FhirService(db, store, ProfileRegistry(published))
-    cases = CaseService(db, CaseRepository(store))
     ledger = DisclosureLedger(db, store, load_audit_signer(settings))
     outbox = Outbox(keyring)
     dead_letters = DeadLetters(keyring, outbox)
-    rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, cases.clock)
+    rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, _utc_now)
+    cases = CaseService(db, CaseRepository(store), rfis)
     transport = open_transport(settings, db, keyring)
     relay = OutboxRelay(db, keyring, transport, partitions=settings.kafka_partitions, replication=settings.kafka_replication)
     inbound = InboundProcessor(db, dead_letters, rfis.handle, relay.wake)
@@ -96,6 +97,10 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version(), transport, outbox, dead_letters, rfis,
         inbound, relay, Inbox(db, transport), identity=build_identity(settings, db, store, keyring),
     )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def load_kek(settings: Settings) -> bytes:

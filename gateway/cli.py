@@ -3,6 +3,7 @@
 import argparse
 import logging
 import sys
+import threading
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -86,11 +87,16 @@ def _serve(args) -> int:
 
     services = _services()
     worker = services.worker()
+    stop = threading.Event()
     try:
-        messaging_commands.ensure_topics(services)
+        # Topics (and, on a secured broker, the agencies' ACLs) are made beside the API, retried
+        # until the broker answers: the API, its JWKS included, must not wait for Kafka, as a
+        # broker that checks the gateway's tokens fetches that JWKS when it starts.
+        threading.Thread(target=messaging_commands.ensure_topics_until_done, args=(services, stop), name="topics", daemon=True).start()
         worker.start()  # the outbox relay, inbound messages and overdue RFIs, beside the API
         uvicorn.run(create_app(services), host=args.host, port=args.port, access_log=False, log_config=None)
     finally:
+        stop.set()
         worker.stop()
         services.close()
     return 0

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(default="", description="Kafka bootstrap servers, host:port[,host:port]; needed when transport=kafka")
     kafka_partitions: int = Field(default=3, ge=1, description="partitions of each topic `gateway kafka init` creates")
     kafka_replication: int = Field(default=1, ge=1, description="replication factor of each topic `gateway kafka init` creates")
+    kafka_security: Literal["none", "oauthbearer"] = Field(
+        default="none",
+        description="how the gateway authenticates to Kafka: none, or SASL OAUTHBEARER with tokens it signs for itself (needs base_url)",
+    )
+    kafka_tls: bool = Field(default=False, description="TLS to the brokers (SSL / SASL_SSL); production needs it, tokens are bearer credentials")
+    kafka_ca_file: str = Field(default="", description="PEM file of the CAs that sign the brokers' certificates; empty means the system's")
 
     token_lifetime_seconds: int = Field(default=300, ge=30, le=3600, description="lifetime of the access tokens /auth/token issues")
     identity_cache_seconds: float = Field(

@@ -3,6 +3,12 @@
 `services` and `client` are parametrised over the embedded default (SQLite) and a real
 PostgreSQL, so every contract test runs on both. Each test gets a fresh database: a new SQLite
 file, or a PostgreSQL database copied from a migrated template.
+
+Every API route but the open ones needs an access token, so `client` carries one by default:
+agency dfv-logan's test system with every scope (see `tests.support.agency_systems.agency_token`).
+dfv-logan leads the worked case and is on the team of every case the tests refer, so tests of
+the FHIR store and the case API stay about what they test. `anonymous_client` carries none, for
+tests that send their own tokens (or none at all).
 """
 
 import os
@@ -17,6 +23,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.database import Database
 from gateway.store.encryption import generate_kek
+from tests.support.agency_systems import bearer, agency_token
 from tests.support.hapi import hapi_validator  # noqa: F401  (fixtures shared by every test module)
 from tests.support.kafka import kafka_broker  # noqa: F401  (one broker for the whole session)
 from tests.support.postgres import postgres_server  # noqa: F401
@@ -72,6 +79,13 @@ def services(settings):
 
 
 @pytest.fixture
+def anonymous_client(services):
+    with TestClient(create_app(services), base_url="http://gateway.test") as test_client:
+        yield test_client
+
+
+@pytest.fixture
 def client(services):
     with TestClient(create_app(services), base_url="http://gateway.test") as test_client:
+        test_client.headers.update(bearer(agency_token(services, test_client)))
         yield test_client

@@ -2,29 +2,47 @@
 
 Each route turns its body into domain objects, calls one CaseService command and answers the
 case summary. Broken rules come back as OperationOutcomes (422) naming the field.
+
+Every route needs an access token whose scopes allow the interaction on EpisodeOfCare (the case):
+create to refer, read for the summary, update for RFIs, meetings and closure. The CaseService
+each route uses is its agency's (CaseService.for_agency): a case can be read or changed only by
+an agency on its team, and a referral must put the caller's agency on the team.
 """
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.case_schemas import CaseCreatedOut, CaseSummaryOut, ClosureIn, MeetingIn, ReferralIn, RfisIn, team_of
+from gateway.api.deps import agency_access
 from gateway.cases.service import CaseService
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases (native API)"])
 
 
-async def case_service(request: Request) -> CaseService:
-    return request.app.state.services.cases
+def cases_for(interaction: str):
+    """A dependency: the CaseService as the caller's agency may use it, once its scopes allow `interaction`."""
+
+    async def agency_cases(request: Request, policy=Depends(agency_access("EpisodeOfCare", interaction))) -> CaseService:
+        cases = request.app.state.services.cases.for_agency(policy.agency_id, policy.refused)
+        if "case_id" in request.path_params:
+            await cases.require_case(request.path_params["case_id"])  # before any command: the agency's case, or 403/404
+        return cases
+
+    return agency_cases
 
 
-Cases = Annotated[CaseService, Depends(case_service)]
+NewCases = Annotated[CaseService, Depends(cases_for("create"))]
+Cases = Annotated[CaseService, Depends(cases_for("read"))]
+ChangedCases = Annotated[CaseService, Depends(cases_for("update"))]
 
 
 @router.post("", status_code=201, response_model=CaseCreatedOut, summary="Refer a case (Level 3A Part 1)")
-async def refer_case(body: ReferralIn, cases: Cases) -> JSONResponse:
-    consents = [c.to_domain(body.jurisdiction, f"consent-{i}") for i, c in enumerate(body.consents)]
+async def refer_case(body: ReferralIn, cases: NewCases) -> JSONResponse:
+    # ids unique to this referral: a consent of one case must never overwrite another case's
+    consents = [c.to_domain(body.jurisdiction, f"consent-{uuid.uuid4()}") for c in body.consents]
     case = await cases.refer(
         body.jurisdiction, body.to_referral(), [p.to_domain() for p in body.people], team_of(body), consents,
         [n.to_domain() for n in body.informed],
@@ -39,7 +57,7 @@ async def read_case(case_id: str, cases: Cases) -> CaseSummaryOut:
 
 
 @router.post("/{case_id}/rfis", response_model=CaseSummaryOut, summary="Requests for information (Level 3A Part 2)")
-async def request_information(case_id: str, body: RfisIn, cases: Cases) -> CaseSummaryOut:
+async def request_information(case_id: str, body: RfisIn, cases: ChangedCases) -> CaseSummaryOut:
     now = cases.clock()
     requests = [r.to_domain(f"rfi-{case_id[:8]}-{now:%Y%m%d%H%M%S}-{i}", now) for i, r in enumerate(body.requests)]
     await cases.request_information(case_id, requests, [i.to_domain() for i in body.inputs])
@@ -47,7 +65,7 @@ async def request_information(case_id: str, body: RfisIn, cases: Cases) -> CaseS
 
 
 @router.post("/{case_id}/meetings", response_model=CaseSummaryOut, summary="A meeting: Level 3A Part 3 or a Level 3B review")
-async def record_meeting(case_id: str, body: MeetingIn, cases: Cases) -> CaseSummaryOut:
+async def record_meeting(case_id: str, body: MeetingIn, cases: ChangedCases) -> CaseSummaryOut:
     stamp = f"{body.meeting_date:%Y%m%d}"
     actions = [a.to_domain(f"action-{case_id[:8]}-{stamp}-{i}") for i, a in enumerate(body.actions)]
     await cases.record_meeting(case_id, body.to_meeting(), actions, [n.to_domain() for n in body.informed])
@@ -55,6 +73,6 @@ async def record_meeting(case_id: str, body: MeetingIn, cases: Cases) -> CaseSum
 
 
 @router.post("/{case_id}/closure", response_model=CaseSummaryOut, summary="Close the case (Level 3C)")
-async def close_case(case_id: str, body: ClosureIn, cases: Cases) -> CaseSummaryOut:
+async def close_case(case_id: str, body: ClosureIn, cases: ChangedCases) -> CaseSummaryOut:
     await cases.close(case_id, body.to_domain())
     return CaseSummaryOut.of(await cases.summary(case_id))

@@ -5,15 +5,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from gateway.auth.caller import AccessDenied, Caller
+from gateway.auth.policy import AccessPolicy
 from gateway.auth.security_events import ACCESS_REFUSED, SecurityEvent
 from gateway.errors import Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
 
 def fhir_base(request: Request) -> str:
     """The base for fullUrl, Location and paging links: GATEWAY_BASE_URL, or the request's own."""
-    configured = request.app.state.services.settings.base_url
-    root = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
-    return f"{root}/fhir"
+    return f"{gateway_root(request)}/fhir"
 
 
 def require_media_type(request: Request, allowed: tuple[str, ...]) -> None:
@@ -41,9 +40,16 @@ async def bounded_body(request: Request) -> bytes:
 
 
 def gateway_root(request: Request) -> str:
-    """The gateway's own URL (GATEWAY_BASE_URL, or the request's): its tokens' issuer and audience."""
-    configured = request.app.state.services.settings.base_url
-    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+    """The gateway's own URL (GATEWAY_BASE_URL, or the request's): its tokens' issuer and audience.
+
+    Worked out once per request (building the request's base URL costs several microseconds,
+    and both the token check and the FHIR links need it)."""
+    root = request.scope.get("gateway.root")
+    if root is None:
+        configured = request.app.state.services.settings.base_url
+        root = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+        request.scope["gateway.root"] = root
+    return root
 
 
 async def require_caller(request: Request) -> Caller:
@@ -94,6 +100,37 @@ def require_access(resource_type: str, interaction: str):
     return caller_with_access
 
 
+def agency_access(resource_type: str, interaction: str):
+    """A dependency: the caller's AccessPolicy, once its scopes allow `interaction` on `resource_type`.
+
+    Hand the policy to the service (e.g. `CaseService.for_agency`) so that what the request reads
+    and writes is limited to its agency's cases; every refusal, here or in the store, is recorded
+    as a security event when the request ends.
+    """
+
+    async def policy_for_request(request: Request, caller: Caller = Depends(require_caller)):
+        policy = AccessPolicy(caller)
+        try:
+            policy.require(resource_type, interaction)
+            yield policy
+        finally:
+            await record_refusals(request, policy)
+
+    return policy_for_request
+
+
+async def caller_policy(request: Request) -> AccessPolicy:
+    """For plain Starlette routes (FHIR): the verified caller's AccessPolicy (401 without a valid token)."""
+    return AccessPolicy(await require_caller(request))
+
+
+async def record_refusals(request: Request, policy: AccessPolicy) -> None:
+    """Record what the policy and the store refused during the request, one security event each."""
+    for refusal in policy.refusals:
+        await _refused(request, refusal.reason, refusal.detail, policy.caller)
+    policy.refusals.clear()
+
+
 async def _refused(request: Request, reason: str, detail: str, caller: Caller | None) -> None:
     event = SecurityEvent(
         kind=ACCESS_REFUSED, reason=reason, detail=f"{request.method} {_route(request)}: {detail}",
@@ -106,4 +143,4 @@ async def _refused(request: Request, reason: str, detail: str, caller: Caller | 
 def _route(request: Request) -> str:
     """The route template, never the path itself (paths and queries can name people)."""
     route = request.scope.get("route")
-    return getattr(route, "path", None) or "(unrouted)"
+    return getattr(route, "path", None) or getattr(request.scope.get("endpoint"), "route_path", None) or "(unrouted)"

@@ -4,7 +4,14 @@ These are plain Starlette routes in the FastAPI app, not FastAPI path operations
 are FHIR JSON validated by fhir.resources, the API is described by /fhir/metadata (not OpenAPI),
 and FastAPI's dependency and schema machinery cost about as much as serving a stored resource.
 Errors raised here reach the same exception handlers as every other route.
+
+Every interaction but `GET /fhir/metadata` needs an access token: `_for_caller` verifies it and
+hands the endpoint the FhirService as that caller may use it (scopes per interaction, the
+agency's cases only; see FhirService.for_caller), and records what was refused once the
+request is answered.
 """
+
+from functools import wraps
 
 from urllib.parse import parse_qsl
 
@@ -12,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.api.deps import bounded_body, fhir_base, require_media_type
+from gateway.api.deps import bounded_body, caller_policy, fhir_base, record_refusals, require_media_type
 from gateway.api.errors import FHIR_JSON
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.service import FhirResponse, FhirService
@@ -27,8 +34,18 @@ def fhir_response(result: FhirResponse, prefer: str | None = None) -> Response:
     return Response(body, status_code=result.status, headers=result.headers, media_type=FHIR_JSON)
 
 
-def _service(request: Request) -> FhirService:
-    return request.app.state.services.fhir
+def _for_caller(endpoint):
+    """The endpoint, called with the FhirService of the request's verified caller."""
+
+    @wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        policy = await caller_policy(request)
+        try:
+            return await endpoint(request, request.app.state.services.fhir.for_caller(policy))
+        finally:
+            await record_refusals(request, policy)
+
+    return guarded
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
@@ -41,65 +58,75 @@ async def _json_body(request: Request) -> bytes:
 
 
 async def metadata(request: Request) -> Response:
-    profiles = _service(request).profiles
+    profiles = request.app.state.services.fhir.profiles
     body = capability_statement(fhir_base(request), request.app.version, profiles.supported if profiles else None)
     return Response(body, media_type=FHIR_JSON)
 
 
-async def bundle(request: Request) -> Response:
-    return fhir_response(await process_bundle(_service(request), await _json_body(request), fhir_base(request)))
+@_for_caller
+async def bundle(request: Request, service: FhirService) -> Response:
+    return fhir_response(await process_bundle(service, await _json_body(request), fhir_base(request)))
 
 
-async def search(request: Request) -> Response:
+@_for_caller
+async def search(request: Request, service: FhirService) -> Response:
     kind = request.path_params["resource_type"]
-    return fhir_response(await _service(request).search(kind, _params(request), fhir_base(request)))
+    return fhir_response(await service.search(kind, _params(request), fhir_base(request)))
 
 
-async def search_post(request: Request) -> Response:
+@_for_caller
+async def search_post(request: Request, service: FhirService) -> Response:
     require_media_type(request, _FORM)
     form = parse_qsl((await bounded_body(request)).decode("utf-8", "replace"), keep_blank_values=True)
     kind = request.path_params["resource_type"]
-    return fhir_response(await _service(request).search(kind, _params(request) + form, fhir_base(request)))
+    return fhir_response(await service.search(kind, _params(request) + form, fhir_base(request)))
 
 
-async def type_history(request: Request) -> Response:
+@_for_caller
+async def type_history(request: Request, service: FhirService) -> Response:
     kind = request.path_params["resource_type"]
-    return fhir_response(await _service(request).history(kind, None, _params(request), fhir_base(request)))
+    return fhir_response(await service.history(kind, None, _params(request), fhir_base(request)))
 
 
-async def create(request: Request) -> Response:
+@_for_caller
+async def create(request: Request, service: FhirService) -> Response:
     kind, body = request.path_params["resource_type"], await _json_body(request)
-    result = await _service(request).create(kind, body, fhir_base(request), request.headers.get("if-none-exist"))
+    result = await service.create(kind, body, fhir_base(request), request.headers.get("if-none-exist"))
     return fhir_response(result, request.headers.get("prefer"))
 
 
-async def read(request: Request) -> Response:
+@_for_caller
+async def read(request: Request, service: FhirService) -> Response:
     p = request.path_params
-    return fhir_response(await _service(request).read(p["resource_type"], p["resource_id"], fhir_base(request)))
+    return fhir_response(await service.read(p["resource_type"], p["resource_id"], fhir_base(request)))
 
 
-async def update(request: Request) -> Response:
+@_for_caller
+async def update(request: Request, service: FhirService) -> Response:
     p, body = request.path_params, await _json_body(request)
-    result = await _service(request).update(
+    result = await service.update(
         p["resource_type"], p["resource_id"], body, fhir_base(request), request.headers.get("if-match")
     )
     return fhir_response(result, request.headers.get("prefer"))
 
 
-async def delete(request: Request) -> Response:
+@_for_caller
+async def delete(request: Request, service: FhirService) -> Response:
     p = request.path_params
-    return fhir_response(await _service(request).delete(p["resource_type"], p["resource_id"]))
+    return fhir_response(await service.delete(p["resource_type"], p["resource_id"]))
 
 
-async def history(request: Request) -> Response:
+@_for_caller
+async def history(request: Request, service: FhirService) -> Response:
     p = request.path_params
-    result = await _service(request).history(p["resource_type"], p["resource_id"], _params(request), fhir_base(request))
+    result = await service.history(p["resource_type"], p["resource_id"], _params(request), fhir_base(request))
     return fhir_response(result)
 
 
-async def vread(request: Request) -> Response:
+@_for_caller
+async def vread(request: Request, service: FhirService) -> Response:
     p = request.path_params
-    result = await _service(request).vread(p["resource_type"], p["resource_id"], p["version_id"], fhir_base(request))
+    result = await service.vread(p["resource_type"], p["resource_id"], p["version_id"], fhir_base(request))
     return fhir_response(result)
 
 

@@ -7,6 +7,8 @@
     assertion.py       the client assertion check (RFC 7523, SMART Backend Services)
     token_endpoint.py  POST /auth/token on authlib's authorization server
     access.py          access-token verification, with a per-process cache -> Caller
+    gateway_tokens.py  the gateway's own tokens, its identity on Kafka (SASL OAUTHBEARER)
+    policy.py          what one request's caller may do: scopes per interaction, the ledger, the registry
     issuers.py         external identity providers trusted by issuer and JWKS
     replay.py          used assertion ids, as database rows
     security_events.py refusals, recorded without secrets

@@ -70,9 +70,15 @@ class InformationRequests:
             raise Forbidden.at("Task.requester", f"Agency {sender} can send RFIs in its own name only")
         if message.destination != rfi.target_agency_id:
             raise InvalidRequest.at("MessageHeader.destination", "The message goes to the agency that owns the Task")
-        case_id = reference_id(task["focus"], "EpisodeOfCare")
+        return self.route(conn, rfi, reference_id(task["focus"], "EpisodeOfCare"), message.id, memo)
+
+    def route(self, conn: Connection, rfi: InformationRequest, case_id: str, correlation_id: str | None, memo: dict) -> str:
+        """Check a new RFI, decide its identifying content, store it and send it (or tell the requester why not).
+
+        The one way in for RFIs, whether they come as messages or through the native case API."""
         context = self.reader.context(conn, case_id, memo)
         self._check_requester(context, rfi)
+        sender = rfi.requester_agency_id
         requester, target = self.reader.agency(conn, sender, memo), self.reader.agency(conn, rfi.target_agency_id, memo)
         if self.store.current(conn, "Task", rfi.id) is not None:
             raise Conflict.at("Task.id", f"Task {rfi.id} exists already; a new request needs a new id")
@@ -89,11 +95,11 @@ class InformationRequests:
             rfi.move_to(RfiStatus.FAILED, "Not sent: the consent engine did not permit telling the target agency "
                         f"that the people named are part of this case ({refused[0].explanation})")
             stored = self._save(conn, rfi, case_id)
-            self._send(conn, MessageEvent.RFI_STATUS, None, sender, [stored], case_id, message.id)
+            self._send(conn, MessageEvent.RFI_STATUS, None, sender, [stored], case_id, correlation_id)
             return "refused"
         stored = self._save(conn, rfi, case_id)
         people = [self.reader.resource(conn, "Patient", s) for s in rfi.subject_ids]
-        self._send(conn, MessageEvent.RFI_REQUEST, sender, target.id, [stored, *people], case_id, message.id)
+        self._send(conn, MessageEvent.RFI_REQUEST, sender, target.id, [stored, *people], case_id, correlation_id)
         return "routed"
 
     def change_status(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from sqlalchemy import Connection
 
+from gateway.cases.information_requests import InformationRequests
 from gateway.cases.repository import CaseRepository
 from gateway.domain.case import MultiAgencyCase
 from gateway.domain.consent import ConsentRecord
@@ -23,19 +24,37 @@ from gateway.domain.summary import CaseSummary, summarise
 from gateway.domain.team import Team
 from gateway.domain.case import CoordinationNotice
 from gateway.domain.vocabulary import Jurisdiction
+from gateway.errors import Forbidden, NotFound
 from gateway.store.agency_store import AgencyStore, Refused
 from gateway.store.database import Database
 
 
 class CaseService:
-    def __init__(self, db: Database, repository: CaseRepository, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+    def __init__(
+        self, db: Database, repository: CaseRepository, rfis: InformationRequests,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), agency_id: str | None = None,
+    ):
         self.db = db
         self.repository = repository
+        self.rfis = rfis  # RFIs take the one brokered path: checked, consent-decided, audited, sent
         self.clock = clock
+        self.agency_id = agency_id  # whose systems use this service; None: unrestricted
 
     def for_agency(self, agency_id: str, refused: Refused = lambda reason, detail: None) -> "CaseService":
         """These commands as agency `agency_id`'s systems may use them; `refused(reason, detail)` hears every refusal."""
-        return CaseService(self.db, CaseRepository(AgencyStore(self.repository.store, agency_id, refused)), self.clock)
+        store = AgencyStore(self.repository.store, agency_id, refused)
+        return CaseService(self.db, CaseRepository(store), self.rfis, self.clock, agency_id)
+
+    async def require_case(self, case_id: str) -> None:
+        """NotFound unless the case exists; for an agency's service, Forbidden (recorded) unless the
+        agency is on its team. The native API checks every case route with it first, whatever path
+        the command then takes (RFIs are routed by the unrestricted brokering path)."""
+
+        def job(conn: Connection) -> None:
+            if self.repository.store.current(conn, "EpisodeOfCare", case_id) is None:
+                raise NotFound(f"Case {case_id} does not exist")
+
+        await self.db.read(job)
 
     async def refer(
         self,
@@ -61,15 +80,22 @@ class CaseService:
 
         return await self.db.write(job)
 
-    async def request_information(self, case_id: str, requests: list[InformationRequest], inputs: list[RfiInput]) -> MultiAgencyCase:
-        def change(conn: Connection, case: MultiAgencyCase) -> None:
-            for request in requests:
-                self.repository.agency(conn, request.target_agency_id)
-                case.request_information(request)
-            for item in inputs:
-                case.record_rfi_input(item)
+    async def request_information(self, case_id: str, requests: list[InformationRequest], inputs: list[RfiInput]) -> list[str]:
+        """Record the inputs (3A Part 2) and route each request; return what became of each request."""
+        for i, request in enumerate(requests):
+            if self.agency_id is not None and request.requester_agency_id != self.agency_id:
+                raise Forbidden.at(f"requests[{i}].requester", f"Agency {self.agency_id} can send RFIs in its own name only")
 
-        return await self._change(case_id, change)
+        def job(conn: Connection) -> list[str]:
+            if inputs:
+                case = self.repository.load(conn, case_id)
+                for item in inputs:
+                    case.record_rfi_input(item)
+                self.repository.save(conn, case)
+            memo: dict = {}
+            return [self.rfis.route(conn, request, case_id, None, memo) for request in requests]
+
+        return await self.db.write(job)
 
     async def record_meeting(
         self, case_id: str, meeting: Meeting, actions: list[SafetyPlanAction], notices: list[CoordinationNotice]

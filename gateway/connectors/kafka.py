@@ -8,19 +8,33 @@ objects, and bytes need none). Topics are never created implicitly: `create_topi
 and publishing to another raises UnknownTopic at once rather than after a metadata timeout.
 
 `config` reaches every client that knows the setting (SASL or TLS settings, timeouts), so one
-dictionary configures them all.
+dictionary configures them all; `security_config` builds the gateway's own (SASL OAUTHBEARER with
+a token it signs for itself, TLS). The clients connect on first use, not when the transport is
+made: a gateway whose broker is not up yet (or, with OAUTHBEARER, a broker that waits for the
+gateway's JWKS before it starts) still serves its API, and retries Kafka in the background.
+
+With `agency_acls`, every topic the gateway makes sure of (`create_topics`) also gets the ACLs
+that let its agency reach it and nothing else (`gateway.connectors.topics.access`): WRITE on its
+inbound topic, READ on its outbound topic, READ on its consumer groups (`<agency>:` prefix). The
+principal is `User:<agency id>`, the broker naming each connection after its token's `agency`
+claim (gateway.auth.gateway_tokens).
 """
 
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import kafka.errors as errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import (
+    ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourcePatternFilter, ResourceType,
+)
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.net.sasl.oauth import AbstractTokenProvider
 
+from gateway.connectors import topics as topic_names
 from gateway.connectors.transport import Consumer, DeliveredMessage, OutgoingMessage, Transport, TransportError, UnknownTopic
 
 FLUSH_SECONDS = 30.0  # a publish waits this long for the broker's acknowledgements, then fails
@@ -43,42 +57,108 @@ MEMBER = {
 READER = {"group_id": None, "enable_auto_commit": False, "auto_offset_reset": "earliest"}
 
 
+class TokenProvider(AbstractTokenProvider):
+    """kafka-python's hook for SASL OAUTHBEARER: asked for a token at every (re-)authentication."""
+
+    def __init__(self, token: Callable[[], str]):
+        super().__init__()
+        self._token = token
+
+    def token(self) -> str:
+        return self._token()
+
+
+def security_config(security: str, tls: bool, ca_file: str = "", token: Callable[[], str] | None = None) -> dict:
+    """kafka-python settings for GATEWAY_KAFKA_SECURITY, GATEWAY_KAFKA_TLS and GATEWAY_KAFKA_CA_FILE."""
+    config: dict = {"security_protocol": "SSL" if tls else "PLAINTEXT"}
+    if security == "oauthbearer":
+        if token is None:
+            raise ValueError("SASL OAUTHBEARER needs a token source")
+        config.update(security_protocol="SASL_SSL" if tls else "SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
+                      sasl_oauth_token_provider=TokenProvider(token))
+    if tls and ca_file:
+        config["ssl_cafile"] = ca_file
+    return config
+
+
 class KafkaTransport(Transport):
     name = "kafka"
 
-    def __init__(self, bootstrap: str, client_id: str = "fv-gateway", **config):
+    def __init__(self, bootstrap: str, client_id: str = "fv-gateway", *, agency_acls: bool = False, **config):
         self._config = {"bootstrap_servers": bootstrap, "client_id": client_id, "allow_auto_create_topics": False, **config}
-        with _translated(f"cannot open Kafka at {bootstrap}"):
-            self._producer = KafkaProducer(**_known_to(KafkaProducer, {**PRODUCER, **self._config}))
-        # Told the broker's version, consumers skip their own bootstrap, which blocks and, when it
-        # fails, leaves a thread behind (kafka-python 3.0.12).
-        self._config.setdefault("api_version", self._producer.config["api_version"])
-        try:
-            with _translated(f"cannot open Kafka at {bootstrap}"):
-                self._admin = KafkaAdminClient(**_known_to(KafkaAdminClient, self._config))
-        except TransportError:
-            self._producer.close(timeout=1)
-            raise
+        self.agency_acls = agency_acls
+        self._clients: tuple[KafkaProducer, KafkaAdminClient] | None = None
+        self._clients_lock = threading.Lock()
         self._admin_lock = threading.Lock()
         self._known: set[str] = set()  # topics seen to exist; topics are never deleted here
         self._readers: dict[str, _Reader] = {}
         self._readers_lock = threading.Lock()
 
+    # -- connecting -------------------------------------------------------------------------
+
+    def _connected(self) -> tuple[KafkaProducer, KafkaAdminClient]:
+        """The producer and admin client, connected on first use (and again after a failed try)."""
+        with self._clients_lock:
+            if self._clients is None:
+                bootstrap = self._config["bootstrap_servers"]
+                with _translated(f"cannot open Kafka at {bootstrap}"):
+                    producer = KafkaProducer(**_known_to(KafkaProducer, {**PRODUCER, **self._config}))
+                # Told the broker's version, consumers skip their own bootstrap, which blocks and,
+                # when it fails, leaves a thread behind (kafka-python 3.0.12).
+                self._config.setdefault("api_version", producer.config["api_version"])
+                try:
+                    with _translated(f"cannot open Kafka at {bootstrap}"):
+                        admin = KafkaAdminClient(**_known_to(KafkaAdminClient, self._config))
+                except TransportError:
+                    producer.close(timeout=1)
+                    raise
+                self._clients = (producer, admin)
+            return self._clients
+
+    @property
+    def _producer(self) -> KafkaProducer:
+        return self._connected()[0]
+
+    @property
+    def _admin(self) -> KafkaAdminClient:
+        return self._connected()[1]
+
     # -- topics -----------------------------------------------------------------------------
 
     def create_topics(self, topics: Sequence[str], partitions: int = 1, replication: int = 1) -> list[str]:
+        wanted = list(dict.fromkeys(topics))
         with self._admin_lock, _translated("creating topics failed"):
             existing = self._topic_names()
-            wanted = [t for t in dict.fromkeys(topics) if t not in existing]
-            if not wanted:
-                return []
-            spec = {"num_partitions": partitions, "replication_factor": replication}
-            result = self._admin.create_topics({t: spec for t in wanted}, raise_errors=False)
-            created = [t["name"] for t in result["topics"] if t["error_code"] == 0]
-            _raise_unless_created_or_existing(result["topics"])
-            self._admin.wait_for_topics(created)  # every partition has a leader: ready to publish
+            missing = [t for t in wanted if t not in existing]
+            created: list[str] = []
+            if missing:
+                spec = {"num_partitions": partitions, "replication_factor": replication}
+                result = self._admin.create_topics({t: spec for t in missing}, raise_errors=False)
+                created = [t["name"] for t in result["topics"] if t["error_code"] == 0]
+                _raise_unless_created_or_existing(result["topics"])
+                self._admin.wait_for_topics(created)  # every partition has a leader: ready to publish
+            if self.agency_acls:
+                self._grant_agency_access(wanted)
         self._known.update(wanted)
-        return [t for t in wanted if t in created]
+        return [t for t in missing if t in created]
+
+    def granted(self) -> list[ACL]:
+        """Every ACL on the broker that allows something (the agencies' among them)."""
+        with self._admin_lock, _translated("listing ACLs failed"):
+            return self._admin.describe_acls(ALL_GRANTS)[0]
+
+    def _grant_agency_access(self, topics: Sequence[str]) -> list[ACL]:
+        """Create the ACLs these topics' agencies lack (idempotent); return those created."""
+        wanted = [acl for topic in topics for acl in acls_for(topic)]
+        if not wanted:
+            return []
+        existing = set(self._admin.describe_acls(ALL_GRANTS)[0])
+        missing = [acl for acl in dict.fromkeys(wanted) if acl not in existing]
+        if missing:
+            result = self._admin.create_acls(missing)
+            if result["failed"]:
+                raise TransportError(f"granting agencies their topics failed: {result['failed'][0]}")
+        return missing
 
     def topics(self) -> set[str]:
         with self._admin_lock, _translated("listing topics failed"):
@@ -105,20 +185,17 @@ class KafkaTransport(Transport):
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         self._require_topics({m.topic for m in messages})
+        producer = self._producer
         with _translated("publishing failed"):
-            futures = [self._send(m) for m in messages]
-            self._producer.flush(timeout=FLUSH_SECONDS)
+            futures = [_send(producer, m) for m in messages]
+            producer.flush(timeout=FLUSH_SECONDS)
             for future in futures:
                 future.get(timeout=FLUSH_SECONDS)  # done already; raises what the broker answered for it
-
-    def _send(self, message: OutgoingMessage):
-        headers = [(name, value.encode()) for name, value in message.headers.items()]
-        key = message.key.encode() if message.key is not None else None
-        return self._producer.send(message.topic, value=message.value, key=key, headers=headers)
 
     # -- reading ----------------------------------------------------------------------------
 
     def consumer(self, topic_prefix: str, group: str) -> Consumer:
+        self._connected()  # learns the broker's version first (see _connected)
         with _translated("joining the consumer group failed"):
             client = KafkaConsumer(**_known_to(KafkaConsumer, {**MEMBER, **self._config, "group_id": group}))
             client.subscribe(pattern=f"^{re.escape(topic_prefix)}.*")
@@ -146,8 +223,11 @@ class KafkaTransport(Transport):
             readers, self._readers = list(self._readers.values()), {}
         for reader in readers:
             reader.client.close(autocommit=False)
-        self._producer.close(timeout=CLOSE_SECONDS)
-        self._admin.close()
+        with self._clients_lock:
+            clients, self._clients = self._clients, None
+        if clients is not None:
+            clients[0].close(timeout=CLOSE_SECONDS)
+            clients[1].close()
 
 
 class _GroupMember(Consumer):
@@ -198,6 +278,37 @@ class _Reader:
     def _behind(self) -> bool:
         ends = self.client.end_offsets(self.partitions)
         return any(self.client.position(tp) < ends[tp] for tp in self.partitions)
+
+
+ALL_GRANTS = ACLFilter(
+    principal=None, host=None, operation=ACLOperation.ANY, permission_type=ACLPermissionType.ALLOW,
+    resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+)
+
+
+def acls_for(topic: str) -> list[ACL]:
+    """What the agency of this topic may do with it (nothing for the gateway's own topics)."""
+    found = topic_names.access(topic)
+    if found is None:
+        return []
+    agency, mode = found
+    principal = f"User:{agency}"
+    operation = ACLOperation.WRITE if mode == "write" else ACLOperation.READ
+    grants = [_allow(principal, operation, ResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL)]
+    if mode == "read":
+        grants.append(_allow(principal, ACLOperation.READ, ResourceType.GROUP, topic_names.group_prefix(agency), ACLResourcePatternType.PREFIXED))
+    return grants
+
+
+def _allow(principal: str, operation: ACLOperation, kind: ResourceType, name: str, pattern: ACLResourcePatternType) -> ACL:
+    return ACL(principal=principal, host="*", operation=operation, permission_type=ACLPermissionType.ALLOW,
+               resource_pattern=ResourcePattern(kind, name, pattern))
+
+
+def _send(producer: KafkaProducer, message: OutgoingMessage):
+    headers = [(name, value.encode()) for name, value in message.headers.items()]
+    key = message.key.encode() if message.key is not None else None
+    return producer.send(message.topic, value=message.value, key=key, headers=headers)
 
 
 def _delivered(record: ConsumerRecord) -> DeliveredMessage:

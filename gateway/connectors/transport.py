@@ -73,7 +73,8 @@ class Transport(ABC):
 
     @abstractmethod
     def create_topics(self, topics: Sequence[str], partitions: int = 1, replication: int = 1) -> list[str]:
-        """Create the topics that do not exist yet; return those created. Idempotent."""
+        """Create the topics that do not exist yet; return those created. Idempotent. A transport that
+        checks identities (Kafka with OAUTHBEARER) also lets each topic's agency reach it, and only it."""
 
     @abstractmethod
     def topics(self) -> set[str]: ...

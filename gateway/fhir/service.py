@@ -4,6 +4,11 @@ Each public (async) method is one database job, i.e. one transaction. Validation
 the job is handed to the database, so the writer spends its time on database work only. The
 `*_in` methods take an open connection so that a transaction Bundle can run many interactions
 in one all-or-nothing job.
+
+`services.fhir` is the gateway's own, unrestricted service. A request works through
+`for_caller(policy)`: the caller's scopes are checked on every interaction before any I/O
+(`policy.require`), and its store is the agency's view of the data (gateway.store.agency_store),
+so every read, search, history and write of a request is limited to what its agency may see.
 """
 
 import re
@@ -20,6 +25,7 @@ from gateway.fhir.indexing import IndexEntry, index_entries
 from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.search import SearchQuery, parse_search
 from gateway.fhir.validation import parse_json, require_supported_type, require_valid_id, validate_resource
+from gateway.store.agency_store import AgencyStore
 from gateway.store.database import Database
 from gateway.store.resources import ResourceStore, StoredVersion
 
@@ -34,10 +40,19 @@ class FhirResponse:
 
 
 class FhirService:
-    def __init__(self, db: Database, store: ResourceStore, profiles: ProfileRegistry | None = None):
+    def __init__(self, db: Database, store: ResourceStore | AgencyStore, profiles: ProfileRegistry | None = None, policy=None):
         self.db = db
         self.store = store
         self.profiles = profiles
+        self.policy = policy  # None: the gateway itself; else has require(resource_type, interaction)
+
+    def for_caller(self, policy) -> "FhirService":
+        """This service as one request's caller may use it (`policy`: gateway.auth.policy.AccessPolicy)."""
+        return FhirService(self.db, AgencyStore(self.store, policy.agency_id, policy.refused), self.profiles, policy)
+
+    def _allow(self, resource_type: str, interaction: str) -> None:
+        if self.policy is not None:
+            self.policy.require(resource_type, interaction)
 
     def accept(self, data: dict, resource_type: str | None, path: str = "") -> dict:
         """Valid R4B, and true to every profile it claims (422 naming the rule if not)."""
@@ -51,12 +66,15 @@ class FhirService:
     # -- one transaction each (awaited by the API) ---------------------------------------------
 
     async def create(self, resource_type: str, body: bytes, base: str, if_none_exist: str | None = None) -> FhirResponse:
+        require_supported_type(resource_type)
+        self._allow(resource_type, "create")
         data = self.accept(parse_json(body), resource_type)
         index = index_entries(data)  # computed here, so the single SQLite writer does SQL only
         return await self.db.write(lambda conn: self.create_in(conn, data, base, if_none_exist, index=index))
 
     async def update(self, resource_type: str, resource_id: str, body: bytes, base: str, if_match: str | None) -> FhirResponse:
         require_supported_type(resource_type)
+        self._allow(resource_type, "update")
         data = self.accept(parse_json(body), resource_type)
         expected = parse_etag(if_match)
         index = index_entries(data)
@@ -64,14 +82,17 @@ class FhirService:
 
     async def delete(self, resource_type: str, resource_id: str) -> FhirResponse:
         require_supported_type(resource_type)
+        self._allow(resource_type, "delete")
         return await self.db.write(lambda conn: self.delete_in(conn, resource_type, resource_id))
 
     async def read(self, resource_type: str, resource_id: str, base: str) -> FhirResponse:
         require_supported_type(resource_type)
+        self._allow(resource_type, "read")
         return await self.db.read(lambda conn: self.read_in(conn, resource_type, resource_id, base))
 
     async def vread(self, resource_type: str, resource_id: str, version: str, base: str) -> FhirResponse:
         require_supported_type(resource_type)
+        self._allow(resource_type, "read")
         if not version.isdigit():
             raise NotFound(f"{resource_type}/{resource_id} has no version '{version}'")
         found = await self.db.read(lambda conn: self.store.version(conn, resource_type, resource_id, int(version)))
@@ -83,6 +104,7 @@ class FhirService:
 
     async def search(self, resource_type: str, params: list[tuple[str, str]], base: str) -> FhirResponse:
         require_supported_type(resource_type)
+        self._allow(resource_type, "search")
         query = parse_search(resource_type, params)
         return await self.db.read(lambda conn: self.search_in(conn, query, params, base))
 
@@ -90,6 +112,7 @@ class FhirService:
         self, resource_type: str, resource_id: str | None, params: list[tuple[str, str]], base: str
     ) -> FhirResponse:
         require_supported_type(resource_type)
+        self._allow(resource_type, "read" if resource_id is not None else "search")
         count, offset, since = _history_params(params)
         found, total = await self.db.read(
             lambda conn: self.store.history(conn, resource_type, resource_id, since, offset, count)
@@ -112,6 +135,7 @@ class FhirService:
         index: list[IndexEntry] | None = None,
     ) -> FhirResponse:
         resource_type = data["resourceType"]
+        self._allow(resource_type, "create")
         if if_none_exist:
             existing = self._conditional_match(conn, resource_type, if_none_exist)
             if existing is not None:
@@ -127,6 +151,7 @@ class FhirService:
         self, conn: Connection, resource_id: str, data: dict, base: str, if_match: int | None, index: list[IndexEntry] | None = None
     ) -> FhirResponse:
         resource_type = data["resourceType"]
+        self._allow(resource_type, "update")
         require_valid_id(resource_type, resource_id)
         if data.get("id") != resource_id:
             raise InvalidRequest.at(
@@ -137,6 +162,7 @@ class FhirService:
         return _resource_response(201 if written.version_id == 1 else 200, written, base, location=True)
 
     def delete_in(self, conn: Connection, resource_type: str, resource_id: str) -> FhirResponse:
+        self._allow(resource_type, "delete")
         current = self.store.current(conn, resource_type, resource_id)
         if current is None:
             raise NotFound(f"{resource_type}/{resource_id} does not exist")
@@ -145,6 +171,7 @@ class FhirService:
         return FhirResponse(204, None, {"ETag": current.etag})
 
     def read_in(self, conn: Connection, resource_type: str, resource_id: str, base: str) -> FhirResponse:
+        self._allow(resource_type, "read")
         found = self.store.current(conn, resource_type, resource_id)
         if found is None:
             raise NotFound(f"{resource_type}/{resource_id} does not exist")
@@ -153,6 +180,7 @@ class FhirService:
         return _resource_response(200, found, base)
 
     def search_in(self, conn: Connection, query: SearchQuery, params: list[tuple[str, str]], base: str) -> FhirResponse:
+        self._allow(query.resource_type, "search")
         found, total = self.store.search(conn, query)
         links = _page_links(f"{base}/{query.resource_type}", params, query.offset, query.count, total, len(found))
         return FhirResponse(200, bundles.searchset(base, found, total, links))

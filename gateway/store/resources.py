@@ -17,6 +17,7 @@ from gateway.fhir.indexing import IndexEntry
 from gateway.fhir.search import Criterion, DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
 from gateway.fhir.search_parameters import DATE, STRING
 from gateway.fhir.validation import require_valid_id
+from gateway.store import case_links
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.prepared import Prepared
 from gateway.store.schema import resource_versions as rv
@@ -57,11 +58,13 @@ class ResourceStore:
         if_match: int | None = None,
         method: str = "PUT",
         new_id: bool = False,
+        links: "case_links.Links | None" = None,
     ) -> StoredVersion:
-        """Write the next version (or a delete marker when `resource` is None).
+        """Write the next version (or a delete marker when `resource` is None), its search index
+        and its case links (gateway.store.case_links; a delete keeps them).
 
         `new_id` says the caller just minted the id (a create), so there is no current version
-        to look up or index rows to remove.
+        to look up or index rows to remove. `links`: already derived from `resource`.
         """
         require_valid_id(resource_type, resource_id)
         current = None if new_id else _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id})
@@ -92,6 +95,8 @@ class ResourceStore:
             },
         )
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
+        if resource is not None:
+            case_links.relink(conn, resource_type, resource_id, resource, fresh=new_id, links=links)
         return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body)
 
     def write_if_changed(self, conn: Connection, resource: dict, index: Iterable[IndexEntry]) -> bool:
@@ -102,7 +107,7 @@ class ResourceStore:
         """
         resource_type, resource_id = resource["resourceType"], resource["id"]
         current = self.current(conn, resource_type, resource_id)
-        if current is not None and not current.deleted and _content(orjson.loads(current.body)) == _content(resource):
+        if current is not None and not current.deleted and content_of(orjson.loads(current.body)) == content_of(resource):
             return False
         self.write(conn, dict(resource), resource_type, resource_id, index)
         return True
@@ -155,9 +160,13 @@ class ResourceStore:
         return self._stored(conn, row) if row else None
 
     def history(
-        self, conn: Connection, resource_type: str, resource_id: str | None, since: int | None, offset: int, count: int
+        self, conn: Connection, resource_type: str, resource_id: str | None, since: int | None, offset: int, count: int,
+        visible_to: str | None = None,
     ) -> tuple[list[StoredVersion], int]:
+        """`visible_to`: only versions of resources that agency may see (gateway.store.agency_store)."""
         where = [rv.c.resource_type == resource_type]
+        if visible_to is not None and resource_type not in case_links.NEVER_CASE_DATA:
+            where.append(case_links.visible_clause(rv.c.resource_type, rv.c.resource_id, visible_to))
         if resource_id is not None:
             where.append(rv.c.resource_id == resource_id)
         if since is not None:
@@ -168,9 +177,12 @@ class ResourceStore:
         ).all()
         return [self._stored(conn, row) for row in rows], total
 
-    def search(self, conn: Connection, query: SearchQuery) -> tuple[list[StoredVersion], int | None]:
+    def search(self, conn: Connection, query: SearchQuery, visible_to: str | None = None) -> tuple[list[StoredVersion], int | None]:
+        """`visible_to`: only resources that agency may see, in the page and in the total alike."""
         where = [r.c.resource_type == query.resource_type, not_(r.c.deleted)]
         where += [_criterion(query.resource_type, c) for c in query.criteria]
+        if visible_to is not None and query.resource_type not in case_links.NEVER_CASE_DATA:
+            where.append(case_links.visible_clause(r.c.resource_type, r.c.resource_id, visible_to))
         total = None
         if query.with_total:
             total = conn.execute(select(func.count()).select_from(r).where(*where)).scalar_one()
@@ -214,7 +226,7 @@ class _VersionRow(NamedTuple):
     body: bytes | None
 
 
-def _content(resource: dict) -> dict:
+def content_of(resource: dict) -> dict:
     """A resource without what every write sets anew (id, meta.versionId, meta.lastUpdated)."""
     found = {k: v for k, v in resource.items() if k not in ("meta", "id")}
     found["meta"] = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}

@@ -237,3 +237,57 @@ security_events = Table(
     Column("detail", Text, nullable=False),
     Index("ix_security_events_occurred", "occurred_at"),
 )
+
+# -- case access (gateway.store.case_links) ----------------------------------------------------
+# Which case(s) each stored resource belongs to and which agencies are on each case's team,
+# kept in the transaction of every write, so that a read or search by an agency's system is
+# filtered by one indexed join instead of by opening resources.
+
+# One row per (resource, case, reason): `via` is the resource whose content made the link (the
+# resource itself when it names the case; the case's EpisodeOfCare for its people, its teams
+# and what is about its people), so rewriting that resource replaces exactly its own links.
+resource_cases = Table(
+    "resource_cases",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("case_id", String(64), primary_key=True),
+    Column("via_type", String(64), primary_key=True),
+    Column("via_id", String(64), primary_key=True),
+    Index("ix_resource_cases_via", "via_type", "via_id"),
+)
+
+# Resources about one person that name no case (a Consent, a factor Observation): they belong
+# to that person's cases, whichever cases name the person now or later.
+person_resources = Table(
+    "person_resources",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Index("ix_person_resources_patient", "patient_id"),
+)
+
+care_team_agencies = Table(
+    "care_team_agencies",
+    metadata,
+    Column("care_team_id", String(64), primary_key=True),
+    Column("agency_id", String(64), primary_key=True),
+)
+
+# The agencies on each case's team (the participants of the CareTeams its EpisodeOfCare names).
+case_agencies = Table(
+    "case_agencies",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("agency_id", String(64), primary_key=True),
+)
+
+# Work a migration asks the next start-up to do because it needs the data key (which
+# migrations never hold): e.g. deriving `resource_cases` from the encrypted bodies.
+pending_backfills = Table(
+    "pending_backfills",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("requested_at", BigInteger, nullable=False),
+)

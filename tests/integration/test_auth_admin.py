@@ -6,8 +6,15 @@ from tests.support.agency_systems import FORM, AgencySystem, bearer, get_token, 
 
 
 @pytest.fixture
+def client(anonymous_client):
+    """These tests send their own tokens, or none."""
+    return anonymous_client
+
+
+@pytest.fixture
 def admin(services, client):
-    return bearer(get_token(client, register_system(services, client_id="ops", scopes="admin"), "admin"))
+    scopes = "admin system/Organization.rs"  # the registry, and reading its Organizations over FHIR
+    return bearer(get_token(client, register_system(services, client_id="ops", scopes=scopes), scopes))
 
 
 QPS = {"id": "qps", "name": "Queensland Police Service", "type": "police", "jurisdiction": "QLD", "prescribed": ["qld-prescribed-entity"]}
@@ -17,7 +24,7 @@ def test_an_agency_is_registered_as_an_organization(client, admin):
     created = client.post("/admin/agencies", json=QPS, headers=admin)
     assert created.status_code == 201 and created.json()["fhir"] == "Organization/qps"
     assert client.post("/admin/agencies", json=QPS, headers=admin).status_code == 200  # the same again: nothing new
-    organization = client.get("/fhir/Organization/qps").json()
+    organization = client.get("/fhir/Organization/qps", headers=admin).json()
     assert organization["name"] == "Queensland Police Service" and organization["type"][0]["coding"][0]["code"] == "police"
     assert {a["id"] for a in client.get("/admin/agencies", headers=admin).json()} == {"vicpol", "qps"}
 

@@ -18,6 +18,12 @@ from joserfc.jwk import ECKey, RSAKey
 from tests.support.agency_systems import FORM, AgencySystem, bearer, get_token, register_system, token_url
 
 
+@pytest.fixture
+def client(anonymous_client):
+    """These tests send their own tokens, or none."""
+    return anonymous_client
+
+
 def leaked(secret: str, text: str) -> bool:
     """The whole JWT, or any of its three parts (a signature alone can be replayed with its header and claims)."""
     return secret in text or any(len(part) > 16 and part in text for part in secret.split("."))

@@ -17,6 +17,12 @@ from joserfc.jwk import KeySet, RSAKey
 from gateway.settings import TrustedIssuer
 from tests.support.agency_systems import VICPOL, bearer
 
+
+@pytest.fixture
+def client(anonymous_client):
+    """These tests send their own tokens, or none."""
+    return anonymous_client
+
 AUDIENCE = "fv-gateway"
 
 

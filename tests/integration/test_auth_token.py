@@ -11,6 +11,12 @@ from gateway.auth.scopes import ScopeSet
 from tests.support.agency_systems import FORM, bearer, get_token, register_system, token_url
 
 
+@pytest.fixture
+def client(anonymous_client):
+    """These tests send their own tokens, or none."""
+    return anonymous_client
+
+
 def claims_of(token: str) -> tuple[dict, dict]:
     parsed = jws.extract_compact(token.encode())
     return parsed.headers(), json.loads(parsed.payload)

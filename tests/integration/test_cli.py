@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from gateway.store.encryption import generate_kek
+from tests.support.agency_systems import AgencySystem, server_token, system_on_the_command_line
 from tests.support.resources import FHIR_JSON, patient
 from tests.support.server import GatewayProcess, gateway_env, run_gateway
 
@@ -60,32 +61,45 @@ def test_usage_errors_exit_2(env):
     assert run_gateway(["teleport"], env).returncode == 2
 
 
-def test_serve_answers_health_metrics_and_fhir(env):
+def patient_writer(env, tmp_path) -> AgencySystem:
+    """vicpol's system, registered on the command line, that may read and write Patients."""
+    assert run_gateway(["agency", "add", "--id", "vicpol", "--name", "Victoria Police", "--type", "police", "--jurisdiction", "VIC"],
+                       env).returncode == 0
+    return system_on_the_command_line(env, tmp_path, "vicpol", "vicpol-cad", "system/Patient.crs")
+
+
+def test_serve_answers_health_metrics_and_fhir(env, tmp_path):
+    system = patient_writer(env, tmp_path)
     server = GatewayProcess(env)
     try:
         assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
-        created = httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient(family="Tran")), headers=FHIR_JSON)
+        token = server_token(server.url, system, "system/Patient.crs")
+        assert httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient()), headers=FHIR_JSON).status_code == 401
+        created = httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient(family="Tran")), headers={**FHIR_JSON, **token})
         assert created.status_code == 201
-        httpx.get(f"{server.url}/fhir/Patient?name=Tran")
+        httpx.get(f"{server.url}/fhir/Patient?name=Tran", headers=token)
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'gateway_http_requests_total{method="POST",route="/fhir/{resource_type}",status="201"} 1.0' in metrics
+        assert 'gateway_http_requests_total{method="POST",route="/fhir/{resource_type}",status="401"} 1.0' in metrics
     finally:
         log = server.stop()
     assert "Tran" not in log  # names in bodies and query strings never reach the log
     assert "POST /fhir/{resource_type} 201" in log
 
 
-def test_keys_rotate_runs_beside_a_serving_gateway(env):
+def test_keys_rotate_runs_beside_a_serving_gateway(env, tmp_path):
+    system = patient_writer(env, tmp_path)
     server = GatewayProcess({**env, "GATEWAY_KEY_CACHE_SECONDS": "0.5"})
     failures, done = [], threading.Event()
     try:
+        token = server_token(server.url, system, "system/Patient.crs")
         ids = [
-            httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient(identifier=f"R{i}")), headers=FHIR_JSON).json()["id"]
+            httpx.post(f"{server.url}/fhir/Patient", content=orjson.dumps(patient(identifier=f"R{i}")), headers={**FHIR_JSON, **token}).json()["id"]
             for i in range(200)
         ]
 
         def keep_serving():
-            with httpx.Client(base_url=server.url) as http:
+            with httpx.Client(base_url=server.url, headers=token) as http:
                 i = 0
                 while not done.is_set():
                     read = http.get(f"/fhir/Patient/{ids[i % len(ids)]}")
@@ -107,7 +121,7 @@ def test_keys_rotate_runs_beside_a_serving_gateway(env):
         assert len(active) == 1 and len(retired) == 1
         assert retired[0].endswith(" 0 stored versions")
         for rid in ids:
-            assert httpx.get(f"{server.url}/fhir/Patient/{rid}").status_code == 200
+            assert httpx.get(f"{server.url}/fhir/Patient/{rid}", headers=token).status_code == 200
     finally:
         done.set()
         server.stop()

@@ -2,9 +2,8 @@
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 
-from gateway.api.app import create_app
+from gateway.fhir.service import FhirService
 from tests.support.resources import FHIR_JSON, patient
 
 
@@ -89,10 +88,9 @@ def test_unknown_endpoint_is_an_outcome_too(client):
 
 
 @pytest.fixture
-def small_limit_client(services):
-    services.settings.max_body_bytes = 1000
-    with TestClient(create_app(services)) as test_client:
-        yield test_client
+def small_limit_client(services, client):
+    services.settings.max_body_bytes = 1000  # read on each request
+    return client
 
 
 def test_body_over_the_limit_is_413_and_nothing_is_stored(small_limit_client):
@@ -108,13 +106,12 @@ def test_chunked_body_over_the_limit_is_413(small_limit_client):
     outcome(response, 413)
 
 
-def test_unexpected_failure_is_500_with_correlation_id_and_no_trace(services, monkeypatch, caplog):
+def test_unexpected_failure_is_500_with_correlation_id_and_no_trace(client, monkeypatch, caplog):
     def explode(*_args, **_kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(services.fhir, "read", explode)
-    with TestClient(create_app(services)) as test_client:
-        response = test_client.get("/fhir/Patient/x", headers={"X-Request-ID": "abc-123"})
+    monkeypatch.setattr(FhirService, "read", explode)  # each request's service is made for its caller
+    response = client.get("/fhir/Patient/x", headers={"X-Request-ID": "abc-123"})
     body = outcome(response, 500)
     assert "abc-123" in body["issue"][0]["diagnostics"]
     assert "disk on fire" not in response.text and "Traceback" not in response.text

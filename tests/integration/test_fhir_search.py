@@ -1,8 +1,11 @@
 """FHIR search: every parameter the gateway advertises, paging, sorting, on SQLite and PostgreSQL."""
 
+import uuid
+
 import orjson
 import pytest
 
+from gateway.fhir.indexing import index_entries
 from gateway.fhir.search_parameters import RESOURCE_PARAMETERS
 from tests.support.resources import FHIR_JSON, patient, rfi_task, risk_assessment
 
@@ -71,7 +74,7 @@ CASES = [
     ),
     (
         {"resourceType": "EpisodeOfCare", "status": "active", "patient": {"reference": "Patient/v7"},
-         "managingOrganization": {"reference": "Organization/police"}},
+         "managingOrganization": {"reference": "Organization/police"}, "team": [{"reference": "CareTeam/search-team"}]},
         "patient=Patient/v7&status=active&organization=Organization/police", "organization=Organization/health",
     ),
     (
@@ -90,11 +93,25 @@ CASES = [
 ]
 
 
+def written_by_the_ledger(services, resource):
+    """AuditEvents are written by the gateway's disclosure ledger only, never over the API."""
+    resource = {**resource, "id": str(uuid.uuid4())}
+    services.db.run_write(
+        lambda conn: services.store.write(conn, dict(resource), "AuditEvent", resource["id"], index_entries(resource), new_id=True)
+    )
+    return resource
+
+
 @pytest.mark.parametrize("resource,hit,miss", CASES, ids=[c[1] for c in CASES])
-def test_parameter_matches_and_excludes(client, resource, hit, miss):
-    created = post(client, resource)
-    other = post(client, {**resource})  # a second resource that also matches `hit`
+def test_parameter_matches_and_excludes(services, client, resource, hit, miss):
     rtype = resource["resourceType"]
+    if rtype == "EpisodeOfCare":  # a case names its team, and the test agency must be on it to see the case
+        team = {"resourceType": "CareTeam", "id": "search-team", "status": "active",
+                "participant": [{"member": {"reference": "Organization/dfv-logan"}}]}
+        assert client.put("/fhir/CareTeam/search-team", content=orjson.dumps(team), headers=FHIR_JSON).status_code == 201
+    store = (lambda r: written_by_the_ledger(services, r)) if rtype == "AuditEvent" else (lambda r: post(client, r))
+    created = store(resource)
+    other = store({**resource})  # a second resource that also matches `hit`
     assert created["id"] in ids(search(client, f"{rtype}?{hit}"))
     assert created["id"] not in ids(search(client, f"{rtype}?{miss}"))
     assert other["id"] in ids(search(client, f"{rtype}?{hit}"))

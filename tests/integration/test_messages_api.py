@@ -15,6 +15,13 @@ from tests.support import cases
 from tests.support.agency_systems import AgencySystem, bearer, get_token
 from tests.support.cases import NOW
 
+
+@pytest.fixture
+def client(anonymous_client):
+    """These tests send their own tokens, or none."""
+    return anonymous_client
+
+
 FHIR = {"content-type": "application/fhir+json"}
 NONE = frozenset()
 

@@ -7,9 +7,19 @@ import orjson
 import pytest
 from sqlalchemy import inspect
 
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from gateway.api.app import create_app
 from gateway.bootstrap import build_services
-from gateway.store import migrate
+from gateway.domain.agencies import Agency
+from gateway.domain.vocabulary import AgencyType, Jurisdiction
+from gateway.settings import Settings
+from gateway.store import case_links, migrate
 from gateway.store.database import Database
+from gateway.store.schema import pending_backfills
+from tests.support import cases
+from tests.support.agency_systems import AgencySystem, agency_token, bearer, get_token
 from tests.support.resources import FHIR_JSON, patient
 
 
@@ -27,14 +37,8 @@ def empty_database_url(request, tmp_path):
 
 
 def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty_database_url, data_key):
-    from gateway.settings import Settings
-
     database_url = empty_database_url
     settings = Settings(data_dir=tmp_path, database_url=database_url, data_key=data_key)
-    from fastapi.testclient import TestClient
-
-    from gateway.api.app import create_app
-
     old = Database(database_url)
     migrate.upgrade(old, "0001")
     indexes = {i["name"] for i in inspect(old.engine).get_indexes("resource_versions")}
@@ -49,6 +53,7 @@ def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty
     services = build_services(settings)  # upgrades to head
     try:
         with TestClient(create_app(services)) as client:
+            client.headers.update(bearer(agency_token(services, client)))
             created = client.post("/fhir/Patient", content=orjson.dumps(patient(identifier="MIG-1")), headers=FHIR_JSON).json()
             assert client.get("/fhir/Patient", params={"identifier": "MIG-1"}).json()["total"] == 1
             assert client.get("/fhir/Patient", params={"birthdate": "ge1980"}).json()["total"] == 2  # old and new
@@ -57,5 +62,35 @@ def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty
             assert client.get("/fhir/Patient", params={"identifier": "OLD-1"}).json()["total"] == 1
         indexes = {i["name"] for i in inspect(services.db.engine).get_indexes("resource_versions")}
         assert "ix_resource_versions_key" not in indexes
+    finally:
+        services.close()
+
+
+def test_cases_stored_before_case_access_are_closed_to_other_agencies_after_the_upgrade(tmp_path, empty_database_url, data_key, monkeypatch):
+    settings = Settings(data_dir=tmp_path, database_url=empty_database_url, data_key=data_key)
+    old = Database(empty_database_url)
+    migrate.upgrade(old, "0005")
+    old.dispose()
+    with monkeypatch.context() as before_0006:  # the code of revision 0005 kept no case links
+        before_0006.setattr(case_links, "relink", lambda *args, **kwargs: None)
+        first = build_services(settings, upgrade_schema=False)
+        cases.open_case(first)  # the worked case: its people, team, consents, forms
+        first.close()
+
+    services = build_services(settings)  # upgrades to head, then derives the links with the data key
+    try:
+        assert services.db.run_read(lambda conn: conn.execute(select(pending_backfills)).all()) == []
+        services.identity.agencies.add(Agency("nsw-health", "Another agency", AgencyType.HEALTH, Jurisdiction.VIC))
+        outsider = AgencySystem("outsider", "ES256")
+        services.identity.clients.add("outsider", "nsw-health", "system/*.rs", jwks=outsider.jwks)
+        with TestClient(create_app(services)) as client:
+            lead = bearer(agency_token(services, client))
+            other = bearer(get_token(client, outsider, "system/*.rs"))
+            case = f"/fhir/EpisodeOfCare/{cases.CASE_ID}"
+            assert client.get(case, headers=lead).status_code == 200
+            assert client.get(case, headers=other).status_code == 403
+            for kind, query in (("Patient", {}), ("Consent", {}), ("CareTeam", {}), ("QuestionnaireResponse", {})):
+                assert client.get(f"/fhir/{kind}", params={**query, "_count": 0}, headers=lead).json()["total"] >= 1, kind
+                assert client.get(f"/fhir/{kind}", params={**query, "_count": 0}, headers=other).json()["total"] == 0, kind
     finally:
         services.close()

@@ -188,3 +188,28 @@ def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(services, case):
     assert replayed[0] == topics.inbound("dfv-logan") and replayed[1]["message-id"] == outcome.message_id
     assert count(services, dead_letters) == 1
     assert services.db.run_read(lambda conn: services.dead_letters.list(conn)) == []
+
+
+def test_rfis_made_through_the_native_case_api_take_the_same_brokered_path(services, case):
+    import asyncio
+
+    outcomes = asyncio.run(services.cases.request_information(CASE_ID, [cases.request("rfi-native")], []))
+
+    assert outcomes == ["routed"]
+    [(topic, headers, bundle)] = sent(services)
+    assert (topic, headers[EVENT]) == (topics.outbound("qps"), "rfi-request")
+    assert bundles.parse(orjson.dumps(bundle)).focus_of("Task")["id"] == "rfi-native"
+    assert count(services, audit_chain) == 1
+
+
+def test_over_the_native_api_a_team_member_asks_in_its_own_name_only(services, client, case):
+    """The test client is dfv-logan's system; qps is on the team too, but it is not qps."""
+    body = {"requests": [{"requester": "qps", "target": "qh", "subjects": ["puv-dan"], "purpose": "risk-assessment",
+                          "categories": ["health"]}]}
+    refused = client.post(f"/api/v1/cases/{CASE_ID}/rfis", json=body)
+    assert refused.status_code == 403 and refused.json()["issue"][0]["expression"] == ["requests[0].requester"]
+    assert sent(services) == []
+
+    body["requests"][0]["requester"] = "dfv-logan"
+    assert client.post(f"/api/v1/cases/{CASE_ID}/rfis", json=body).status_code == 200
+    assert [(t, h[EVENT]) for t, h, _ in sent(services)] == [(topics.outbound("qh"), "rfi-request")]

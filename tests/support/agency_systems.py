@@ -78,3 +78,41 @@ def get_token(client, system: AgencySystem, scope: str = "system/*.cruds admin")
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+
+TEST_SCOPES = "system/*.cruds admin audit"
+
+
+def agency_token(services, client, agency_id: str = "dfv-logan", scopes: str = TEST_SCOPES) -> str:
+    """A token of a test system of `agency_id` (one of the worked case's agencies, registered here)."""
+    from gateway.demo import scenario
+
+    services.identity.agencies.add(next(a for a in scenario.AGENCIES if a.id == agency_id))
+    system = AgencySystem(f"test-{agency_id}", "ES256")  # EC keys: generated in microseconds
+    services.identity.clients.add(system.client_id, agency_id, scopes, jwks=system.jwks)
+    return get_token(client, system, scopes)
+
+
+
+def system_on_the_command_line(env: dict, directory, agency_id: str, client_id: str, scopes: str) -> AgencySystem:
+    """Register a system of an already registered agency with `gateway client add`, as an operator does."""
+    import json
+
+    from tests.support.server import run_gateway
+
+    system = AgencySystem(client_id, "ES256")
+    jwks = directory / f"{client_id}.jwks"
+    jwks.write_text(json.dumps(system.jwks))
+    result = run_gateway(["client", "add", "--agency", agency_id, "--client-id", client_id, "--jwks", str(jwks), "--scopes", scopes], env)
+    assert result.returncode == 0, result.stderr
+    return system
+
+
+def server_token(base_url: str, system: AgencySystem, scope: str) -> dict:
+    """Bearer headers with a token from a running gateway's /auth/token."""
+    import httpx2 as httpx
+
+    url = f"{base_url}/auth/token"
+    answer = httpx.post(url, data=system.token_form(url, scope), headers=FORM)
+    assert answer.status_code == 200, answer.text
+    return bearer(answer.json()["access_token"])

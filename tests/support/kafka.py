@@ -22,6 +22,12 @@ Tests use the ``kafka_broker`` session fixture (import it into the test module:
 * else, if Java 17+ and the jars are there: start a ``KafkaBroker``;
 * else fail under CI (``CI=true``), skip otherwise.
 
+``KafkaBroker(jars, security=OAuthSecurity(...))`` is a broker whose clients must authenticate
+with SASL OAUTHBEARER (JWTs checked against a JWKS URL) and are held to ACLs; its ``admin()``
+is a super user on a listener of its own. The session's ``kafka_broker`` stays PLAINTEXT:
+a test module that needs the secured one starts its own (tests/integration/test_kafka_identity.py).
+``client_port`` fixes the client port before start, for a client configured before the broker runs.
+
 Start-up takes about 3–4 s (restart 2.5–5 s), the JVM (-Xms256m -Xmx512m, serial GC) about
 220–240 MB of RSS. Topics
 are not created automatically (``auto.create.topics.enable=false``): call ``create_topics``.
@@ -42,6 +48,7 @@ import contextlib
 import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -50,8 +57,10 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlparse
 
 import pytest
 from tests.support.services import java_problem, maven_jar_dir, unavailable
@@ -106,6 +115,7 @@ __all__ = [
     "KafkaBrokerError",
     "KafkaConsumer",
     "KafkaProducer",
+    "OAuthSecurity",
     "broker_processes",
     "external_bootstrap",
     "jar_dir",
@@ -156,6 +166,83 @@ BROKER_SETTINGS = {
 
 class KafkaBrokerError(RuntimeError):
     """The broker could not be formatted, started or stopped."""
+
+
+OAUTH_VALIDATOR = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+OAUTH_LOGIN = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
+BROKER_JWT_VALIDATOR = "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator"
+ADMIN = "admin"
+
+
+@dataclass
+class OAuthSecurity:
+    """A broker whose clients authenticate with SASL OAUTHBEARER and are held to topic ACLs.
+
+    Three listeners: CLIENT (SASL_PLAINTEXT, OAUTHBEARER only: what ``bootstrap`` names) for the
+    gateway and the agencies, whose JWTs Kafka's own ``OAuthBearerValidatorCallbackHandler``
+    checks against ``jwks_url`` (signature, ``exp``, ``iss``, ``aud``); the principal is
+    ``User:<principal_claim>``. INTERNAL (SASL PLAIN, one static user ``admin``, a super user)
+    carries the broker's own inter-broker traffic and the tests' admin client; CONTROLLER (SASL
+    PLAIN, the same user) the KRaft quorum, so that ``super.users`` needs no ``User:ANONYMOUS``.
+    The StandardAuthorizer allows nothing without an ACL. Kafka 4.1 reads no OAuth URL or file
+    unless the JVM allows it (``org.apache.kafka.sasl.oauthbearer.allowed.urls``/``.files``).
+    ``reauth_ms`` bounds every session (KIP-368): a connection must present a fresh token at
+    least that often, and never outlives the token it authenticated with.
+    """
+
+    jwks_url: str
+    issuer: str
+    audiences: list[str]
+    principal_claim: str = "sub"
+    super_users: list[str] = field(default_factory=list)
+    reauth_ms: int = 3_600_000
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+    def properties(self, client_port: int, internal_port: int, controller_port: int) -> dict[str, str]:
+        plain = (
+            f'{PLAIN_LOGIN} required username="{ADMIN}" password="{self.admin_password}" '
+            f'user_{ADMIN}="{self.admin_password}";'
+        )
+        return {
+            "listeners": f"CLIENT://{HOST}:{client_port},INTERNAL://{HOST}:{internal_port},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": f"CLIENT://{HOST}:{client_port},INTERNAL://{HOST}:{internal_port}",
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.internal.plain.sasl.jaas.config": plain,
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            "listener.name.client.sasl.enabled.mechanisms": "OAUTHBEARER",
+            "listener.name.client.oauthbearer.sasl.jaas.config": f"{OAUTH_LOGIN} required ;",
+            "listener.name.client.oauthbearer.sasl.server.callback.handler.class": OAUTH_VALIDATOR,
+            # Kafka 4.1.1's default (DefaultJwtValidator, made without a key resolver) checks no
+            # signature at all: name the broker's validator explicitly.
+            "sasl.oauthbearer.jwt.validator.class": BROKER_JWT_VALIDATOR,
+            "listener.name.client.oauthbearer.connections.max.reauth.ms": str(self.reauth_ms),
+            "sasl.oauthbearer.jwks.endpoint.url": self.jwks_url,
+            "sasl.oauthbearer.expected.issuer": self.issuer,
+            "sasl.oauthbearer.expected.audience": ",".join(self.audiences),
+            "sasl.oauthbearer.sub.claim.name": self.principal_claim,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": ";".join(f"User:{u}" for u in [ADMIN, *self.super_users]),
+        }
+
+    def system_properties(self) -> list[str]:
+        allowed = [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.jwks_url}"]
+        if self.jwks_url.startswith("file:"):
+            allowed.append(f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.files={urlparse(self.jwks_url).path}")
+        return allowed
+
+    def admin_config(self) -> dict[str, Any]:
+        """kafka-python settings of the super user ``admin`` on the INTERNAL listener."""
+        return {
+            "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": ADMIN, "sasl_plain_password": self.admin_password,
+        }
 
 
 # -- finding Java and the jars ---------------------------------------------------------------
@@ -222,11 +309,15 @@ def _port_open(port: int) -> bool:
 class _KafkaAPI:
     bootstrap: str
 
+    def admin_options(self) -> dict[str, Any]:
+        """Where and how a super user reaches this broker (kafka-python settings)."""
+        return {"bootstrap_servers": self.bootstrap}
+
     @contextlib.contextmanager
     def admin(self, **configs: Any) -> Iterator[Any]:
-        """A kafka-python ``KafkaAdminClient`` on this broker, closed on exit."""
+        """A kafka-python ``KafkaAdminClient`` on this broker (as a super user), closed on exit."""
         options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap,
+            **self.admin_options(),
             "client_id": "gateway-tests-admin",
             "bootstrap_timeout_ms": 15000,
             "request_timeout_ms": 15000,
@@ -278,6 +369,8 @@ class KafkaBroker(_KafkaAPI):
         start_timeout: float = 60.0,
         stop_timeout: float = 20.0,
         settings: dict[str, str] | None = None,
+        security: OAuthSecurity | None = None,
+        client_port: int | None = None,
     ) -> None:
         self.jar_dir = Path(jar_dir)
         self.java = java
@@ -287,8 +380,14 @@ class KafkaBroker(_KafkaAPI):
         self.stop_timeout = stop_timeout
         #: extra or overriding server.properties entries
         self.settings = dict(settings or {})
+        #: SASL OAUTHBEARER with ACLs instead of PLAINTEXT for everyone (see OAuthSecurity)
+        self.security = security
         self.port: int | None = None
         self.controller_port: int | None = None
+        #: the INTERNAL listener of a secured broker (the super user's), else None
+        self.internal_port: int | None = None
+        #: the client listener's port, when it must be known before start() (else a free one)
+        self.client_port = client_port
         self.tmpdir: Path | None = None
         self.cluster_id: str | None = None
         #: seconds for the whole start(): ports, format, JVM start, ready
@@ -333,6 +432,13 @@ class KafkaBroker(_KafkaAPI):
             raise KafkaBrokerError("the broker is not started")
         return f"{HOST}:{self.port}"
 
+    def admin_options(self) -> dict[str, Any]:
+        if self.security is None:
+            return super().admin_options()
+        if self.internal_port is None:
+            raise KafkaBrokerError("the broker is not started")
+        return {"bootstrap_servers": f"{HOST}:{self.internal_port}", **self.security.admin_config()}
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
@@ -360,6 +466,9 @@ class KafkaBroker(_KafkaAPI):
             "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
             "log.dirs": str(self.log_dir),
         })
+        if self.security is not None:
+            assert self.internal_port is not None and self.controller_port is not None
+            settings.update(self.security.properties(self.port, self.internal_port, self.controller_port))
         settings.update(self.settings)
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
@@ -374,6 +483,7 @@ class KafkaBroker(_KafkaAPI):
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-Dlog4j2.shutdownHookEnabled=false",  # else the last lines are lost at stop
             f"-Dkafka.logs.dir={self.tmpdir}",
+            *(self.security.system_properties() if self.security is not None else []),
             "-cp", str(self.jar_dir / "*"),  # expanded by java, not a shell
             *args,
         ]
@@ -420,7 +530,9 @@ class KafkaBroker(_KafkaAPI):
         try:
             self.cluster_id = self._storage_tool("random-uuid").strip()
             for attempt in range(1, 4):
-                self.port, self.controller_port = _free_ports(2)
+                self.port, self.controller_port, *internal = _free_ports(2 if self.security is None else 3)
+                self.port = self.client_port or self.port
+                self.internal_port = internal[0] if internal else None
                 shutil.rmtree(self.log_dir, ignore_errors=True)
                 self._write_properties()
                 self._storage_tool("format", "-t", self.cluster_id, "-c", str(self.properties_file))

@@ -102,7 +102,7 @@ class RfiExchange:
             self.requests_seen[task["id"]].add(headers[MESSAGE_ID])
             self.target.send(self._answer(task, bundle), rfi_mapping.reference_id(task["focus"], "EpisodeOfCare"))
         self.target.flush()
-        for headers, bundle in self.requester.received(0 if self.asked else wait_seconds):
+        for headers, bundle in self.requester.received(min(wait_seconds, 0.005)):
             if self._duplicate(headers) or headers[EVENT] != "rfi-response":
                 continue
             task = bundles.parse(orjson.dumps(bundle)).focus_of("Task")

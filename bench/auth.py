@@ -57,14 +57,11 @@ from gateway.api import fhir as fhir_api  # noqa: E402
 from gateway.api.app import create_app  # noqa: E402
 from gateway.api.deps import caller_policy  # noqa: E402
 from gateway.bootstrap import build_services  # noqa: E402
-from gateway.demo import scenario  # noqa: E402
-from gateway.domain.case import MultiAgencyCase  # noqa: E402
-from gateway.fhir.indexing import index_entries  # noqa: E402
-from gateway.mappings import organization  # noqa: E402
 from gateway.domain.agencies import Agency  # noqa: E402
 from gateway.domain.vocabulary import AgencyType, Jurisdiction, PrescribedStatus  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.store.encryption import generate_kek  # noqa: E402
+from tests.support.cases import open_case  # noqa: E402
 
 ROOT = "https://gateway.bench"
 TOKEN_URL = f"{ROOT}/auth/token"
@@ -142,22 +139,6 @@ READ_PATH = "/fhir/Patient/vs-mai"  # a person on the case: case data, so the te
 READS_PER_ROUND, ROUNDS = 250, 40  # short rounds, the variants' order rotating: drift hits all alike
 
 
-def open_worked_case(services) -> None:
-    """The worked Queensland case as referred (its agencies registered), as the native API stores it."""
-    state: dict = {}
-    scenario.steps()[0].run(state)
-    case = MultiAgencyCase.refer("case-bench", scenario.QLD, scenario.referral(), scenario.people(), scenario.team())
-    case.consents = state["case"].consents
-
-    def job(conn):
-        for agency in scenario.AGENCIES:
-            resource = organization.to_fhir(agency)
-            services.store.write_if_changed(conn, resource, index_entries(resource))
-        services.cases.repository.save(conn, case)
-
-    services.db.run_write(job)
-
-
 def read_apps(services):
     """The gateway's app, and the same app whose read route skips access checks or all but the token."""
     raw_read = fhir_api.read.__wrapped__  # the endpoint inside the access wrapper: (request, service)
@@ -203,7 +184,7 @@ async def asgi_get(app, path: str, headers: list[tuple[bytes, bytes]]) -> int:
 
 def fhir_read_with_and_without_auth(services, reads: int = READS_PER_ROUND, rounds: int = ROUNDS) -> None:
     identity = services.identity
-    open_worked_case(services)
+    open_case(services, "case-bench")  # the worked Queensland case as referred, its agencies registered
     key = ECKey.generate_key("P-256", parameters={"kid": "reader-1"}, private=True)
     identity.clients.add("bench-reader", READ_AGENCY, "system/Patient.rs", jwks=KeySet([key]).as_dict(private=False))
     assertion = jwt.encode({"alg": "ES256", "kid": key.kid},

@@ -85,21 +85,6 @@ def require_scope(scope: str):
     return caller_with_scope
 
 
-def require_access(resource_type: str, interaction: str):
-    """A dependency: the Caller, if its token's SMART scopes allow `interaction` on `resource_type`."""
-
-    async def caller_with_access(request: Request, caller: Caller = Depends(require_caller)) -> Caller:
-        if not caller.scopes.allows(resource_type, interaction):
-            await _refused(request, "insufficient-scope", f"the token does not allow {interaction} on {resource_type}", caller)
-            needed = f"system/{resource_type}.{interaction[0]}"
-            refusal = Forbidden(f"This needs a scope that allows {interaction} on {resource_type} (e.g. {needed})")
-            refusal.headers = {"WWW-Authenticate": f'Bearer realm="gateway", error="insufficient_scope", scope="{needed}"'}
-            raise refusal
-        return caller
-
-    return caller_with_access
-
-
 def agency_access(resource_type: str, interaction: str):
     """A dependency: the caller's AccessPolicy, once its scopes allow `interaction` on `resource_type`.
 

@@ -150,7 +150,7 @@ class InformationRequests:
             rfi.overdue_notified = True
             case_id = reference_id(task["focus"], "EpisodeOfCare")
             stored = self._save(conn, rfi, case_id)
-            team = self.reader.context(conn, case_id).team
+            team = self.reader.team(conn, case_id)  # the lead agency is all it needs of the case
             for agency in dict.fromkeys((rfi.requester_agency_id, team.lead_agency())):
                 if agency:
                     self._send(conn, MessageEvent.RFI_STATUS, None, agency, [stored], case_id, None)

@@ -114,12 +114,15 @@ class CaseReader:
             case_id=case_id,
             jurisdiction=record.jurisdiction,
             status=record.status,
-            team=care_team.from_fhir(self.resource(conn, "CareTeam", f"{case_id}-team")),
+            team=self.team(conn, case_id),
             roles=roles,
             consents=newest,
             serious_threat=self._current_risk(conn, record.victim_survivor_id) in SERIOUS,
             child_at_risk=SubjectRole.CHILD_VICTIM_SURVIVOR in roles.values(),
         )
+
+    def team(self, conn: Connection, case_id: str) -> Team:
+        return care_team.from_fhir(self.resource(conn, "CareTeam", f"{case_id}-team"))
 
     def _current_risk(self, conn: Connection, victim_id: str) -> RiskLevel | None:
         """The newest multi-agency determination, else the newest practitioner's (3A Part 3 comes later)."""

@@ -41,7 +41,7 @@ class DeadLetters:
         self.outbox = outbox
 
     def add(self, conn: Connection, message: DeliveredMessage, reason_code: str, reason: str) -> int:
-        headers = {k: v for k, v in message.headers.items()}
+        headers = dict(message.headers)
         message_id = message.message_id if is_message_id(message.message_id) else None
         kid, blob = self.keyring.encrypt(conn, message.value, _aad(message.topic, message_id))
         row_id = conn.execute(

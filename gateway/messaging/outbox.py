@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from gateway.connectors.embedded import DatabaseQueue
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, Transport, TransportError
@@ -57,9 +57,6 @@ class Outbox:
             "headers": orjson.dumps(dict(message.headers)).decode(), "key_id": kid, "payload": blob, "created_at": now,
             "attempts": 0, "next_attempt_at": now, "last_error": None,
         }).close()
-
-    def pending(self, conn: Connection) -> int:
-        return conn.execute(select(func.count()).select_from(outbox)).scalar_one()
 
 
 @dataclass

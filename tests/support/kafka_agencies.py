@@ -24,6 +24,7 @@ from gateway.connectors import topics
 from gateway.connectors.transport import CORRELATION_ID, EVENT, MESSAGE_ID
 from gateway.domain.vocabulary import ExcludedInformation, InformationCategory, MessageEvent
 from gateway.mappings import rfi as rfi_mapping
+from gateway.mappings.common import reference_id
 from gateway.messaging import bundles
 from tests.support import cases
 
@@ -100,7 +101,7 @@ class RfiExchange:
                 continue
             task = bundles.parse(orjson.dumps(bundle)).focus_of("Task")
             self.requests_seen[task["id"]].add(headers[MESSAGE_ID])
-            self.target.send(self._answer(task, bundle), rfi_mapping.reference_id(task["focus"], "EpisodeOfCare"))
+            self.target.send(self._answer(task, bundle), reference_id(task["focus"], "EpisodeOfCare"))
         self.target.flush()
         for headers, bundle in self.requester.received(min(wait_seconds, 0.005)):
             if self._duplicate(headers) or headers[EVENT] != "rfi-response":
@@ -129,5 +130,5 @@ class RfiExchange:
         if int(rfi.id[-1], 16) % 2:
             items.append((InformationCategory.CRIMINAL_HISTORY, SECRET, frozenset({ExcludedInformation.PREJUDICE_INVESTIGATION})))
         answered = cases.answered(rfi, *items)
-        focus = [rfi_mapping.to_fhir(answered, rfi_mapping.reference_id(task["focus"], "EpisodeOfCare"))]
+        focus = [rfi_mapping.to_fhir(answered, reference_id(task["focus"], "EpisodeOfCare"))]
         return bundles.build(MessageEvent.RFI_RESPONSE, self.target.agency_id, self.requester.agency_id, focus, cases.NOW)

@@ -15,6 +15,7 @@ from gateway.api.observability import Metrics
 from gateway.audit.ledger import AuditSigner, DisclosureLedger
 from gateway.auth.services import Identity, build_identity
 from gateway.cases.information_requests import InformationRequests
+from gateway.cases.record_release import RecordRelease
 from gateway.cases.release import CaseReader, ReleaseCheck
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
@@ -84,8 +85,9 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     published = conformance.load_profiles(settings.profiles_dir) if settings.profiles_dir.is_dir() else []
     if upgrade_schema:
         conformance.publish(db, store, published)
-    fhir = FhirService(db, store, ProfileRegistry(published))
     ledger = DisclosureLedger(db, store, load_audit_signer(settings))
+    release = RecordRelease(CaseReader(store), consent, ledger, _utc_now)
+    fhir = FhirService(db, store, ProfileRegistry(published), release=release)
     outbox = Outbox(keyring)
     dead_letters = DeadLetters(keyring, outbox)
     rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, _utc_now)

@@ -124,6 +124,11 @@ async def history(request: Request, service: FhirService) -> Response:
 
 
 @_for_caller
+async def everything(request: Request, service: FhirService) -> Response:
+    return fhir_response(await service.everything(request.path_params["resource_id"], fhir_base(request)))
+
+
+@_for_caller
 async def vread(request: Request, service: FhirService) -> Response:
     p = request.path_params
     result = await service.vread(p["resource_type"], p["resource_id"], p["version_id"], fhir_base(request))
@@ -141,6 +146,7 @@ routes = [
     Route("/fhir/{resource_type}/{resource_id}", read, methods=["GET"]),
     Route("/fhir/{resource_type}/{resource_id}", update, methods=["PUT"]),
     Route("/fhir/{resource_type}/{resource_id}", delete, methods=["DELETE"]),
+    Route("/fhir/Patient/{resource_id}/$everything", everything, methods=["GET"]),
     Route("/fhir/{resource_type}/{resource_id}/_history", history, methods=["GET"]),
     Route("/fhir/{resource_type}/{resource_id}/_history/{version_id}", vread, methods=["GET"]),
 ]

@@ -17,13 +17,13 @@ from typing import Callable
 import orjson
 from sqlalchemy import Connection
 
-from gateway.cases.release import CaseReader, Disclosure, ReleaseCheck, ReleaseContext
+from gateway.cases.release import CaseReader, Disclosure, ReleaseCheck, ReleaseContext, withheld_reason
 from gateway.connectors import topics
 from gateway.connectors.transport import AGENCY, CORRELATION_ID, EVENT, MESSAGE_ID, OutgoingMessage
 from gateway.consent.model import Decision, Outcome
 from gateway.domain.case import CaseStatus
 from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus, WithheldItem
-from gateway.domain.vocabulary import InformationCategory, MessageEvent, TaskType, WithheldReason
+from gateway.domain.vocabulary import InformationCategory, MessageEvent, TaskType
 from gateway.errors import BusinessRuleViolation, Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.fhir.indexing import index_entries
 from gateway.mappings import rfi as rfi_mapping
@@ -139,7 +139,11 @@ class InformationRequests:
         return f"answered: {len(released)} released, {len(withheld)} withheld"
 
     def mark_overdue(self, conn: Connection) -> int:
-        """Tell the requester and the lead agency about each open RFI past its due time, once."""
+        """Tell the requester and the lead agency about each open RFI past its due time, once.
+
+        The requester gets the Task (its own request); the lead agency, when it is not the
+        requester, a notification naming the Task only: what it may read of it is what the read
+        path releases to it (gateway.cases.record_release)."""
         now = self.clock()
         count = 0
         params = [("code", f"{TaskType.system()}|{TaskType.RFI.value}"), ("status", OPEN)]
@@ -151,9 +155,10 @@ class InformationRequests:
             case_id = reference_id(task["focus"], "EpisodeOfCare")
             stored = self._save(conn, rfi, case_id)
             team = self.reader.team(conn, case_id)  # the lead agency is all it needs of the case
-            for agency in dict.fromkeys((rfi.requester_agency_id, team.lead_agency())):
-                if agency:
-                    self._send(conn, MessageEvent.RFI_STATUS, None, agency, [stored], case_id, None)
+            self._send(conn, MessageEvent.RFI_STATUS, None, rfi.requester_agency_id, [stored], case_id, None)
+            lead = team.lead_agency()
+            if lead and lead != rfi.requester_agency_id:
+                self._send(conn, MessageEvent.NOTIFICATION, None, lead, [stored], case_id, None, carry=False)
             count += 1
         return count
 
@@ -193,10 +198,10 @@ class InformationRequests:
 
     def _send(
         self, conn: Connection, event: MessageEvent, source: str | None, destination: str, focus: list[dict], case_id: str,
-        correlation_id: str | None,
+        correlation_id: str | None, carry: bool = True,
     ) -> None:
         message_id = str(uuid.uuid4())
-        bundle = bundles.build(event, source, destination, focus, self.clock(), message_id)
+        bundle = bundles.build(event, source, destination, focus, self.clock(), message_id, carry=carry)
         headers = {MESSAGE_ID: message_id, EVENT: event.value, AGENCY: destination, CORRELATION_ID: correlation_id or message_id}
         self.outbox.add(conn, OutgoingMessage(topics.outbound(destination), case_id, orjson.dumps(bundle), headers))
 
@@ -214,13 +219,3 @@ def _as_released(item: ResponseItem, decision: Decision) -> ResponseItem:
     if decision.decision is not Outcome.PERMIT_WITH_REDACTION:
         return ResponseItem(item.category, item.subject_id, item.text, item.recorded_on)
     return ResponseItem(item.category, item.subject_id, f"[redacted: {', '.join(decision.redactions)}]", item.recorded_on)
-
-
-def withheld_reason(decision: Decision) -> WithheldReason:
-    if decision.rule.endswith("excluded-information"):
-        return WithheldReason.EXCLUDED_INFORMATION
-    if decision.rule == "victim-survivor-location-to-puv-service":
-        return WithheldReason.SAFETY
-    if decision.decision is Outcome.REFER:
-        return WithheldReason.PROFESSIONAL_JUDGEMENT
-    return WithheldReason.NOT_PERMITTED

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from gateway.audit.events import disclosure_event
 from gateway.audit.ledger import DisclosureLedger
 from gateway.consent.engine import ConsentEngine
-from gateway.consent.model import ConsentOnFile, Decision, DecisionRequest, Party
+from gateway.consent.model import ConsentOnFile, Decision, DecisionRequest, Outcome, Party
 from gateway.domain.agencies import Agency
 from gateway.domain.case import CaseStatus
 from gateway.domain.consent import ConsentRecord
@@ -31,6 +31,7 @@ from gateway.domain.vocabulary import (
     RiskDeterminedBy,
     RiskLevel,
     SubjectRole,
+    WithheldReason,
 )
 from gateway.errors import NotFound
 from gateway.fhir.search import parse_search
@@ -156,7 +157,7 @@ class ReleaseCheck:
     ) -> Decision:
         """Decide one item and record the decision (AuditEvent in the ledger) in this transaction."""
         request = DecisionRequest(
-            jurisdiction=context.jurisdiction, purpose=purpose, requester=_party(recipient), releaser=_party(holder),
+            jurisdiction=context.jurisdiction, purpose=purpose, requester=party_of(recipient), releaser=party_of(holder),
             subject_role=context.roles.get(item.subject_id, SubjectRole.THIRD_PARTY), category=item.category,
             excluded=item.excluded, consent=context.consent_on_file(item.subject_id), serious_threat=context.serious_threat,
             child_at_risk=context.child_at_risk, at=at,
@@ -167,5 +168,15 @@ class ReleaseCheck:
         return decision
 
 
-def _party(agency: Agency) -> Party:
+def party_of(agency: Agency) -> Party:
     return Party(agency.type, agency.prescribed, agency.id)
+
+
+def withheld_reason(decision: Decision) -> WithheldReason:
+    if decision.rule.endswith("excluded-information"):
+        return WithheldReason.EXCLUDED_INFORMATION
+    if decision.rule == "victim-survivor-location-to-puv-service":
+        return WithheldReason.SAFETY
+    if decision.decision is Outcome.REFER:
+        return WithheldReason.PROFESSIONAL_JUDGEMENT
+    return WithheldReason.NOT_PERMITTED

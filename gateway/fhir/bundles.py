@@ -7,6 +7,7 @@ path (DESIGN.md section 9); the stored bytes already are the resource's JSON.
 import orjson
 
 from gateway.fhir import dates
+from gateway.fhir.withheld import WithheldRecord, withheld_outcome
 from gateway.store.resources import StoredVersion
 
 
@@ -14,14 +15,20 @@ def resource_url(base: str, resource_type: str, resource_id: str) -> str:
     return f"{base}/{resource_type}/{resource_id}"
 
 
-def searchset(base: str, found: list[StoredVersion], total: int | None, links: dict[str, str]) -> bytes:
+def searchset(
+    base: str, found: list[StoredVersion], total: int | None, links: dict[str, str], withheld: list[WithheldRecord] = ()
+) -> bytes:
     entries = [
         _entry(resource_url(base, v.resource_type, v.resource_id), v.body, b'"search":{"mode":"match"}') for v in found
     ]
+    if withheld:  # one outcome entry says what was left out and why (gateway.fhir.withheld)
+        entries.append(b'{"resource":' + orjson.dumps(withheld_outcome(list(withheld))) + b',"search":{"mode":"outcome"}}')
     return _envelope("searchset", total, links, entries)
 
 
-def history(base: str, versions: list[StoredVersion], total: int, links: dict[str, str]) -> bytes:
+def history(
+    base: str, versions: list[StoredVersion], total: int, links: dict[str, str], withheld: list[WithheldRecord] = ()
+) -> bytes:
     entries = []
     for v in versions:
         url = resource_url(base, v.resource_type, v.resource_id)
@@ -35,6 +42,11 @@ def history(base: str, versions: list[StoredVersion], total: int, links: dict[st
         }
         tail = b'"request":' + orjson.dumps(request) + b',"response":' + orjson.dumps(response)
         entries.append(_entry(url, v.body, tail))
+    for w in withheld:  # no resource: a 403 response whose outcome says why
+        request = {"method": "GET", "url": f"{w.resource_type}/{w.resource_id}/_history/{w.version_id}"}
+        response = {"status": "403", "outcome": withheld_outcome([w])}
+        tail = b'"request":' + orjson.dumps(request) + b',"response":' + orjson.dumps(response)
+        entries.append(_entry(resource_url(base, w.resource_type, w.resource_id), None, tail))
     return _envelope("history", total, links, entries)
 
 

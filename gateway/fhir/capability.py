@@ -45,6 +45,8 @@ def _resource(resource_type: str, params, profiles: list[str]) -> dict:
     found = {"type": resource_type}
     if profiles:
         found["supportedProfile"] = profiles
+    if resource_type == "Patient":  # the export of one person's record, consent-checked like every read
+        found["operation"] = [{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
     return found | {
         "interaction": [{"code": code} for code in INTERACTIONS],
         "versioning": "versioned-update",

@@ -1,6 +1,8 @@
 """The FHIR interactions: create, read, vread, update, delete, history, search.
 
-Each public (async) method is one database job, i.e. one transaction. Validation runs before
+Each public (async) method is one database job, i.e. one transaction (and a read whose records
+were decided by the release check writes that decision's AuditEvent before it answers: see
+`recorded`). Validation runs before
 the job is handed to the database, so the writer spends its time on database work only. The
 `*_in` methods take an open connection so that a transaction Bundle can run many interactions
 in one all-or-nothing job.
@@ -13,6 +15,7 @@ so every read, search, history and write of a request is limited to what its age
 
 import re
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from urllib.parse import parse_qsl, urlencode
@@ -25,11 +28,18 @@ from gateway.fhir.indexing import IndexEntry, index_entries
 from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.search import SearchQuery, parse_search
 from gateway.fhir.validation import parse_json, require_supported_type, require_valid_id, validate_resource
+from gateway.fhir.withheld import Screened, Withheld
 from gateway.store.agency_store import AgencyStore
 from gateway.store.database import Database
 from gateway.store.resources import ResourceStore, StoredVersion
 
 _ETAG = re.compile(r'^(W/)?"?(\d+)"?$')
+# Patient/$everything: the types about a person the gateway stores, and the parameter naming the person
+COMPARTMENT = (
+    ("EpisodeOfCare", "patient"), ("CareTeam", "subject"), ("Consent", "patient"), ("RiskAssessment", "subject"),
+    ("Observation", "subject"), ("Flag", "subject"), ("CarePlan", "subject"), ("Task", "for"), ("QuestionnaireResponse", "subject"),
+)
+EXPORT_PAGE = 500
 
 
 @dataclass
@@ -40,15 +50,22 @@ class FhirResponse:
 
 
 class FhirService:
-    def __init__(self, db: Database, store: ResourceStore | AgencyStore, profiles: ProfileRegistry | None = None, policy=None):
+    def __init__(
+        self, db: Database, store: ResourceStore | AgencyStore, profiles: ProfileRegistry | None = None, policy=None,
+        release=None, screen=None,
+    ):
         self.db = db
         self.store = store
         self.profiles = profiles
         self.policy = policy  # None: the gateway itself; else has require(resource_type, interaction)
+        self.release = release  # gateway.cases.record_release.RecordRelease, which makes each caller's `screen`
+        self.screen = screen  # None: the gateway itself; else screen(conn, versions) and record(conn, interaction)
 
     def for_caller(self, policy) -> "FhirService":
         """This service as one request's caller may use it (`policy`: gateway.auth.policy.AccessPolicy)."""
-        return FhirService(self.db, AgencyStore(self.store, policy.agency_id, policy.refused), self.profiles, policy)
+        store = AgencyStore(self.store, policy.agency_id, policy.refused)
+        screen = self.release.for_agency(policy.agency_id) if self.release is not None else None
+        return FhirService(self.db, store, self.profiles, policy, self.release, screen)
 
     def _allow(self, resource_type: str, interaction: str) -> None:
         if self.policy is not None:
@@ -88,25 +105,23 @@ class FhirService:
     async def read(self, resource_type: str, resource_id: str, base: str) -> FhirResponse:
         require_supported_type(resource_type)
         self._allow(resource_type, "read")
-        return await self.db.read(lambda conn: self.read_in(conn, resource_type, resource_id, base))
+        async with self.recorded("read"):
+            return await self.db.read(lambda conn: self.read_in(conn, resource_type, resource_id, base))
 
     async def vread(self, resource_type: str, resource_id: str, version: str, base: str) -> FhirResponse:
         require_supported_type(resource_type)
         self._allow(resource_type, "read")
         if not version.isdigit():
             raise NotFound(f"{resource_type}/{resource_id} has no version '{version}'")
-        found = await self.db.read(lambda conn: self.store.version(conn, resource_type, resource_id, int(version)))
-        if found is None:
-            raise NotFound(f"{resource_type}/{resource_id} has no version {version}")
-        if found.deleted:
-            raise Gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
-        return _resource_response(200, found, base)
+        async with self.recorded("vread"):
+            return await self.db.read(lambda conn: self.vread_in(conn, resource_type, resource_id, int(version), base))
 
     async def search(self, resource_type: str, params: list[tuple[str, str]], base: str) -> FhirResponse:
         require_supported_type(resource_type)
         self._allow(resource_type, "search")
         query = parse_search(resource_type, params)
-        return await self.db.read(lambda conn: self.search_in(conn, query, params, base))
+        async with self.recorded("search-type"):
+            return await self.db.read(lambda conn: self.search_in(conn, query, params, base))
 
     async def history(
         self, resource_type: str, resource_id: str | None, params: list[tuple[str, str]], base: str
@@ -114,14 +129,75 @@ class FhirService:
         require_supported_type(resource_type)
         self._allow(resource_type, "read" if resource_id is not None else "search")
         count, offset, since = _history_params(params)
-        found, total = await self.db.read(
-            lambda conn: self.store.history(conn, resource_type, resource_id, since, offset, count)
-        )
+
+        def job(conn: Connection) -> tuple[Screened, int]:
+            found, total = self.store.history(conn, resource_type, resource_id, since, offset, count)
+            return self._screened(conn, found), total
+
+        async with self.recorded("history-instance" if resource_id is not None else "history-type"):
+            screened, total = await self.db.read(job)
         if resource_id is not None and total == 0:
             raise NotFound(f"{resource_type}/{resource_id} does not exist")
         path = f"{base}/{resource_type}" + (f"/{resource_id}" if resource_id else "") + "/_history"
-        links = _page_links(path, params, offset, count, total, len(found))
-        return FhirResponse(200, bundles.history(base, found, total, links))
+        links = _page_links(path, params, offset, count, total, len(screened.released) + len(screened.withheld))
+        return FhirResponse(200, bundles.history(base, screened.released, total, links, screened.withheld))
+
+    async def everything(self, patient_id: str, base: str) -> FhirResponse:
+        """Patient/$everything: the person and every record about them the caller may be released.
+
+        The export of one person's record: the types the caller's scopes let it search, each read
+        whole (paged internally, never cut short) and screened like any read, in one AuditEvent."""
+        require_valid_id("Patient", patient_id)
+        self._allow("Patient", "read")
+        kinds = [(kind, param) for kind, param in COMPARTMENT if self._may(kind, "search")]
+
+        def job(conn: Connection) -> Screened:
+            found = self.store.current(conn, "Patient", patient_id)
+            if found is None or found.deleted:
+                raise NotFound(f"Patient/{patient_id} does not exist")
+            versions = [found]
+            for kind, param in kinds:
+                versions += self._all_found(conn, parse_search(kind, [(param, f"Patient/{patient_id}"), ("_sort", "_lastUpdated")]))
+            return self._screened(conn, versions)
+
+        async with self.recorded("operation"):
+            screened = await self.db.read(job)
+        return FhirResponse(200, bundles.searchset(base, screened.released, len(screened.released), {}, screened.withheld))
+
+    def _all_found(self, conn: Connection, query: SearchQuery) -> list[StoredVersion]:
+        query.count, query.with_total, found = EXPORT_PAGE, False, []
+        while True:
+            page, _ = self.store.search(conn, query)
+            found += page
+            if len(page) < query.count:
+                return found
+            query.offset += query.count
+
+    def _may(self, resource_type: str, interaction: str) -> bool:
+        return self.policy is None or self.policy.caller.scopes.allows(resource_type, interaction)
+
+    # -- what a caller is released (gateway.cases.record_release) ---------------------------------
+
+    def _screened(self, conn: Connection, found: list[StoredVersion]) -> Screened:
+        return self.screen.screen(conn, found) if self.screen is not None else Screened(found, [])
+
+    def _released(self, conn: Connection, found: StoredVersion) -> StoredVersion:
+        screened = self._screened(conn, [found])
+        if screened.withheld:
+            raise Withheld.of(screened.withheld[0])
+        return screened.released[0]
+
+    @asynccontextmanager
+    async def recorded(self, interaction: str):
+        """Record what the body decided (one AuditEvent) before its response leaves, released or refused.
+
+        If the record cannot be written, the request fails: nothing is released unrecorded."""
+        try:
+            yield
+        finally:
+            if self.screen is not None and self.screen.decided:
+                await self.db.write(lambda conn: self.screen.record(conn, interaction))
+
 
     # -- inside a caller's transaction -------------------------------------------------------
 
@@ -177,13 +253,22 @@ class FhirService:
             raise NotFound(f"{resource_type}/{resource_id} does not exist")
         if found.deleted:
             raise Gone(f"{resource_type}/{resource_id} was deleted")
-        return _resource_response(200, found, base)
+        return _resource_response(200, self._released(conn, found), base)
+
+    def vread_in(self, conn: Connection, resource_type: str, resource_id: str, version: int, base: str) -> FhirResponse:
+        found = self.store.version(conn, resource_type, resource_id, version)
+        if found is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version}")
+        if found.deleted:
+            raise Gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
+        return _resource_response(200, self._released(conn, found), base)
 
     def search_in(self, conn: Connection, query: SearchQuery, params: list[tuple[str, str]], base: str) -> FhirResponse:
         self._allow(query.resource_type, "search")
         found, total = self.store.search(conn, query)
+        screened = self._screened(conn, found)
         links = _page_links(f"{base}/{query.resource_type}", params, query.offset, query.count, total, len(found))
-        return FhirResponse(200, bundles.searchset(base, found, total, links))
+        return FhirResponse(200, bundles.searchset(base, screened.released, total, links, screened.withheld))
 
     def _conditional_match(self, conn: Connection, resource_type: str, criteria: str) -> StoredVersion | None:
         # Two identical retries racing must not both create: hold a lock named by the criteria.

@@ -47,10 +47,11 @@ async def process_bundle(service: FhirService, body: bytes, base: str) -> FhirRe
     raw_entries = bundle.get("entry", [])
     if not isinstance(raw_entries, list):
         raise InvalidRequest.at("Bundle.entry", "Bundle.entry must be a list")
-    if kind == "batch":
-        return await _batch(service, raw_entries, base)
-    entries = [_parse_entry(service, i, e) for i, e in enumerate(raw_entries)]
-    return await _transaction(service, entries, base)
+    async with service.recorded(kind):  # what its reads released or withheld, recorded before it answers
+        if kind == "batch":
+            return await _batch(service, raw_entries, base)
+        entries = [_parse_entry(service, i, e) for i, e in enumerate(raw_entries)]
+        return await _transaction(service, entries, base)
 
 
 async def _transaction(service: FhirService, entries: list[Entry], base: str) -> FhirResponse:

@@ -44,9 +44,12 @@ class Message:
 
 def build(
     event: MessageEvent, source: str | None, destination: str, focus: list[dict], now: datetime,
-    message_id: str | None = None, response_to: str | None = None,
+    message_id: str | None = None, response_to: str | None = None, carry: bool = True,
 ) -> dict:
-    """`source`: the agency whose action the message carries; None when the gateway itself speaks."""
+    """`source`: the agency whose action the message carries; None when the gateway itself speaks.
+
+    `carry=False` (a notification): the header names the focus without carrying it; the recipient
+    fetches it through the consent-checked read path, so no push can bypass the release check."""
     message_id = message_id or str(uuid.uuid4())
     header = {
         "resourceType": "MessageHeader",
@@ -61,7 +64,8 @@ def build(
     if response_to:
         header["response"] = {"identifier": response_to, "code": "ok"}
     entries = [{"fullUrl": f"urn:uuid:{message_id}", "resource": header}]
-    entries += [{"fullUrl": f"urn:fv-gateway:{r['resourceType']}/{r['id']}", "resource": r} for r in focus]
+    if carry:
+        entries += [{"fullUrl": f"urn:fv-gateway:{r['resourceType']}/{r['id']}", "resource": r} for r in focus]
     return {"resourceType": "Bundle", "id": message_id, "type": "message", "timestamp": fhir_datetime(now), "entry": entries}
 
 

@@ -87,7 +87,9 @@ class AgencyStore:
         if resource is not None:
             links = case_links.links_of(resource_type, resource_id, resource)
             self._check_links(conn, resource_type, resource_id, links)
-        written = self.store.write(conn, resource, resource_type, resource_id, index, if_match, method, new_id, links=links)
+        written = self.store.write(
+            conn, resource, resource_type, resource_id, index, if_match, method, new_id, links=links, holder=self.agency_id
+        )
         if resource is not None and resource_type in (CASE, TEAM) and not self._may_see(conn, resource_type, resource_id):
             raise self._refuse(
                 "not-on-team", f"write {resource_type}/{resource_id}: it would leave agency {self.agency_id} off the case's team",

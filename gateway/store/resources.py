@@ -36,6 +36,7 @@ class StoredVersion:
     deleted: bool
     method: str
     body: bytes | None  # None for a delete marker
+    holder: str | None = None  # the agency whose system wrote this version; None: the gateway
 
     @property
     def etag(self) -> str:
@@ -59,12 +60,14 @@ class ResourceStore:
         method: str = "PUT",
         new_id: bool = False,
         links: "case_links.Links | None" = None,
+        holder: str | None = None,
     ) -> StoredVersion:
         """Write the next version (or a delete marker when `resource` is None), its search index
         and its case links (gateway.store.case_links; a delete keeps them).
 
         `new_id` says the caller just minted the id (a create), so there is no current version
-        to look up or index rows to remove. `links`: already derived from `resource`.
+        to look up or index rows to remove. `links`: already derived from `resource`. `holder`:
+        the agency whose system writes it (None: the gateway's own write).
         """
         require_valid_id(resource_type, resource_id)
         current = None if new_id else _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id})
@@ -92,12 +95,13 @@ class ResourceStore:
                 "method": method,
                 "key_id": key_id,
                 "body": ciphertext,
+                "holder": holder,
             },
         )
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
         if resource is not None:
             case_links.relink(conn, resource_type, resource_id, resource, fresh=new_id, links=links)
-        return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body)
+        return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body, holder)
 
     def write_if_changed(self, conn: Connection, resource: dict, index: Iterable[IndexEntry]) -> bool:
         """Write `resource` as a new version unless the current one already says the same.
@@ -197,7 +201,7 @@ class ResourceStore:
         if row.body is not None:
             body = self.keyring.decrypt(conn, row.key_id, row.body, version_aad(row.resource_type, row.resource_id, row.version_id))
         return StoredVersion(
-            row.resource_type, row.resource_id, row.version_id, row.last_updated, body is None, row.method, body
+            row.resource_type, row.resource_id, row.version_id, row.last_updated, body is None, row.method, body, row.holder
         )
 
 
@@ -224,6 +228,7 @@ class _VersionRow(NamedTuple):
     method: str
     key_id: str | None
     body: bytes | None
+    holder: str | None
 
 
 def content_of(resource: dict) -> dict:
@@ -234,7 +239,9 @@ def content_of(resource: dict) -> dict:
 
 
 def _versions():
-    return select(rv.c.resource_type, rv.c.resource_id, rv.c.version_id, rv.c.last_updated, rv.c.method, rv.c.key_id, rv.c.body)
+    return select(
+        rv.c.resource_type, rv.c.resource_id, rv.c.version_id, rv.c.last_updated, rv.c.method, rv.c.key_id, rv.c.body, rv.c.holder
+    )
 
 
 def _is_current():

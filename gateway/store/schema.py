@@ -32,6 +32,7 @@ resource_versions = Table(
     Column("method", String(8), nullable=False),
     Column("key_id", String(32), nullable=True),  # NULL for a delete marker (no body)
     Column("body", LargeBinary, nullable=True),
+    Column("holder", String(64), nullable=True),  # the agency whose system wrote it; NULL: the gateway
 )
 
 _VALUED, _DATED = text("value IS NOT NULL"), text("lo IS NOT NULL")

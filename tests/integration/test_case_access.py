@@ -192,19 +192,21 @@ class TestOwnCasesAndTeamChanges:
         assert client.get("/fhir/Task", params={"focus": "EpisodeOfCare/vicpol-case"}).json()["total"] == 0
 
     def test_joining_and_leaving_the_team_takes_effect_at_once_in_every_process(self, services, settings, client, outsider):
+        # the case record itself: what a team member may read of the people on it is the consent engine's
+        # (tests/integration/test_record_release.py)
         other_process = build_services(settings)  # a second gateway process on the same database
         try:
-            refused(client.get("/fhir/Patient/vs-mai", headers=outsider))
+            refused(client.get(f"/fhir/EpisodeOfCare/{CASE}", headers=outsider))
             team = client.get(f"/fhir/CareTeam/{TEAM}").json()
             assert put(client, with_member(team, "vicpol"), {}).status_code == 200  # the lead agency adds vicpol
-            assert client.get("/fhir/Patient/vs-mai", headers=outsider).status_code == 200
+            assert client.get(f"/fhir/EpisodeOfCare/{CASE}", headers=outsider).status_code == 200
             assert other_process.db.run_read(lambda conn: other_process.fhir.for_caller(_Policy("vicpol")).read_in(
-                conn, "Patient", "vs-mai", "http://x/fhir")).status == 200
+                conn, "EpisodeOfCare", CASE, "http://x/fhir")).status == 200
             assert put(client, team, {}).status_code == 200  # and removes it again
-            refused(client.get("/fhir/Patient/vs-mai", headers=outsider))
+            refused(client.get(f"/fhir/EpisodeOfCare/{CASE}", headers=outsider))
             with pytest.raises(Exception, match="not on the team"):
                 other_process.db.run_read(lambda conn: other_process.fhir.for_caller(_Policy("vicpol")).read_in(
-                    conn, "Patient", "vs-mai", "http://x/fhir"))
+                    conn, "EpisodeOfCare", CASE, "http://x/fhir"))
         finally:
             other_process.close()
 

@@ -2,22 +2,23 @@
 
 import asyncio
 import uuid
+from contextlib import contextmanager
 
 import orjson
 import pytest
-from sqlalchemy import inspect
-
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, insert, null, select
 
 from gateway.api.app import create_app
 from gateway.bootstrap import build_services
 from gateway.domain.agencies import Agency
 from gateway.domain.vocabulary import AgencyType, Jurisdiction
 from gateway.settings import Settings
-from gateway.store import case_links, migrate
+from gateway.store import case_links, migrate, resources
 from gateway.store.database import Database
+from gateway.store.prepared import Prepared
 from gateway.store.schema import pending_backfills
+from gateway.store.schema import resource_versions as rv
 from tests.support import cases
 from tests.support.agency_systems import AgencySystem, agency_token, bearer, get_token
 from tests.support.resources import FHIR_JSON, patient
@@ -36,7 +37,25 @@ def empty_database_url(request, tmp_path):
     server.drop_database(name)
 
 
-def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty_database_url, data_key):
+@contextmanager
+def store_before_0007(monkeypatch):
+    """The store's statements as they were before revision 0007 gave each version its holder."""
+    columns = [c for c in rv.columns if c.name != "holder"]
+
+    def versions():
+        return select(*columns, null().label("holder"))
+
+    with monkeypatch.context() as before:
+        before.setattr(resources, "_versions", versions)
+        before.setattr(resources, "_INSERT_VERSION", Prepared(insert(rv), [c.name for c in columns]))
+        before.setattr(resources, "_SELECT_CURRENT_BODY", Prepared(
+            versions().join(resources.r, resources._is_current()).where(rv.c.resource_type == bindparam("t"),
+                                                                       rv.c.resource_id == bindparam("i"))
+        ))
+        yield before
+
+
+def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty_database_url, data_key, monkeypatch):
     database_url = empty_database_url
     settings = Settings(data_dir=tmp_path, database_url=database_url, data_key=data_key)
     old = Database(database_url)
@@ -45,10 +64,11 @@ def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty
     assert "ix_resource_versions_key" in indexes
     old.dispose()
     # a record written while the database is at revision 0001 survives the upgrade
-    first = build_services(settings, upgrade_schema=False)
-    earlier = asyncio.run(first.fhir.create("Patient", orjson.dumps(patient(identifier="OLD-1")), "http://x/fhir"))
-    old_id = orjson.loads(earlier.body)["id"]
-    first.close()
+    with store_before_0007(monkeypatch):
+        first = build_services(settings, upgrade_schema=False)
+        earlier = asyncio.run(first.fhir.create("Patient", orjson.dumps(patient(identifier="OLD-1")), "http://x/fhir"))
+        old_id = orjson.loads(earlier.body)["id"]
+        first.close()
 
     services = build_services(settings)  # upgrades to head
     try:
@@ -71,7 +91,7 @@ def test_cases_stored_before_case_access_are_closed_to_other_agencies_after_the_
     old = Database(empty_database_url)
     migrate.upgrade(old, "0005")
     old.dispose()
-    with monkeypatch.context() as before_0006:  # the code of revision 0005 kept no case links
+    with store_before_0007(monkeypatch) as before_0006:  # the code of revision 0005 kept no case links
         before_0006.setattr(case_links, "relink", lambda *args, **kwargs: None)
         first = build_services(settings, upgrade_schema=False)
         cases.open_case(first)  # the worked case: its people, team, consents, forms

@@ -171,9 +171,12 @@ def test_an_overdue_rfi_is_told_to_the_requester_and_the_lead_agency_once(servic
 
     assert services.db.run_write(services.rfis.mark_overdue) == 1
     assert services.db.run_write(services.rfis.mark_overdue) == 0
-    overdue = [(t, h[EVENT]) for t, h, _ in sent(services)][1:]
-    assert overdue == [(topics.outbound("qps"), "rfi-status"), (topics.outbound("dfv-logan"), "rfi-status")]
+    overdue = sent(services)[1:]
+    assert [(t, h[EVENT]) for t, h, _ in overdue] == [(topics.outbound("qps"), "rfi-status"), (topics.outbound("dfv-logan"), "notification")]
     assert task(services, "rfi-1")["businessStatus"]["text"] == "overdue"
+    # the lead agency is not party to the RFI: its notification names the Task and carries nothing of it
+    [header] = [e["resource"] for e in overdue[1][2]["entry"]]
+    assert header["resourceType"] == "MessageHeader" and header["focus"] == [{"reference": "Task/rfi-1"}]
 
 
 def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(services, case):

@@ -91,7 +91,7 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     outbox = Outbox(keyring)
     dead_letters = DeadLetters(keyring, outbox)
     rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, _utc_now)
-    cases = CaseService(db, CaseRepository(store), rfis)
+    cases = CaseService(db, CaseRepository(store), rfis, release=release)
     transport = open_transport(settings, db, keyring)
     relay = OutboxRelay(db, keyring, transport, partitions=settings.kafka_partitions, replication=settings.kafka_replication)
     inbound = InboundProcessor(db, dead_letters, rfis.handle, relay.wake)

@@ -33,6 +33,7 @@ from gateway.domain.vocabulary import (
     StrategyArea,
     SubjectRole,
     TeamRole,
+    WithheldReason,
     YesNoUnknown,
 )
 
@@ -311,7 +312,17 @@ class RfiOut(BaseModel):
     overdue: bool
 
 
+class WithheldOut(BaseModel):
+    record: str = Field(description="the record left out, e.g. QuestionnaireResponse/<case>-3b-1 or Task/<id>")
+    reason: WithheldReason = Field(description="why, as RFI answers and FHIR reads say it")
+    explanation: str
+
+
 class CaseSummaryOut(BaseModel):
+    """The case as the calling agency may see it: what the release check withholds from it
+    (docs/release-points.md) is left out of the risk history and the open work, and listed in
+    `withheld`; a form released without its prose shows its levels with no rationale or factors."""
+
     id: str
     status: str
     lead_agency: str | None
@@ -320,6 +331,7 @@ class CaseSummaryOut(BaseModel):
     open_actions: list[ActionOut]
     outstanding_rfis: list[RfiOut]
     warnings: list[str]
+    withheld: list[WithheldOut]
 
     @classmethod
     def of(cls, summary: CaseSummary) -> "CaseSummaryOut":
@@ -336,6 +348,7 @@ class CaseSummaryOut(BaseModel):
                                      status=r.status.value, due=r.due, urgent=r.urgent, overdue=r.id in overdue_rfis)
                               for r in summary.outstanding_rfis],
             warnings=summary.warnings,
+            withheld=[WithheldOut(record=w.record, reason=w.reason, explanation=w.explanation) for w in summary.withheld],
         )
 
 

@@ -28,6 +28,7 @@ response leaves (FhirService), so nothing is released unrecorded.
 
 import dataclasses
 import uuid
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Callable
 
@@ -39,6 +40,8 @@ from gateway.audit.ledger import DisclosureLedger
 from gateway.cases.release import CaseReader, ReleaseContext, party_of, withheld_reason
 from gateway.consent.engine import ConsentEngine
 from gateway.consent.model import Decision, DecisionRequest, Outcome, Party
+from gateway.domain.case import MultiAgencyCase
+from gateway.domain.summary import WithheldPart, Withholding
 from gateway.domain.vocabulary import (
     AgencyType,
     ExcludedInformation,
@@ -51,6 +54,7 @@ from gateway.errors import NotFound
 from gateway.fhir.withheld import Screened, WithheldRecord
 from gateway.mappings.common import read_code
 from gateway.store import case_links
+from gateway.store.database import Database
 from gateway.store.resources import StoredVersion
 
 PURPOSE = RfiPurpose.RISK_MANAGEMENT  # case work on a case the agency is on the team of
@@ -101,6 +105,38 @@ class AgencyRelease:
             outcome = self._screen(conn, version, shared) if shared else version
             (screened.withheld if isinstance(outcome, WithheldRecord) else screened.released).append(outcome)
         return screened
+
+    def withholding(self, conn: Connection, case: MultiAgencyCase) -> Withholding:
+        """What of `case`'s summary this agency may not be shown: the Level 3 forms its risk history
+        comes from and its open Tasks, each screened as a read of that record would be."""
+        forms = {f"{case.id}-{key}": key for key, _ in case.risk_by_form()}
+        tasks = [a.id for a in case.actions if a.is_open] + [r.id for r in case.rfis if r.is_outstanding]
+        store = self.release.reader.store
+        versions = [
+            found for kind, ids in (("QuestionnaireResponse", forms), ("Task", tasks))
+            for resource_id in ids if (found := store.current(conn, kind, resource_id)) is not None
+        ]
+        screened = self.screen(conn, versions)
+        stored = {v.resource_id: v.body for v in versions if v.resource_type == "QuestionnaireResponse"}
+        withheld = screened.withheld
+        return Withholding(
+            forms=frozenset(forms[w.resource_id] for w in withheld if w.resource_id in forms),
+            # an RFI's answers are cut for non-parties too, but the summary never shows answers
+            redacted_forms=frozenset(forms[v.resource_id] for v in screened.released if v.body != stored.get(v.resource_id, v.body)),
+            tasks=frozenset(w.resource_id for w in withheld if w.resource_type == "Task"),
+            parts=tuple(WithheldPart(f"{w.resource_type}/{w.resource_id}", w.reason.value, w.explanation) for w in withheld),
+        )
+
+    @asynccontextmanager
+    async def recorded(self, db: Database, interaction: str):
+        """Record what the body decided (one AuditEvent) before its response leaves, released or refused.
+
+        If the record cannot be written, the request fails: nothing is released unrecorded."""
+        try:
+            yield
+        finally:
+            if self.decided:
+                await db.write(lambda conn: self.record(conn, interaction))
 
     def record(self, conn: Connection, interaction: str) -> None:
         """Write what this request decided (one AuditEvent), in the caller's transaction."""

@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import Connection
 
 from gateway.cases.information_requests import InformationRequests
+from gateway.cases.record_release import AgencyRelease, RecordRelease
 from gateway.cases.repository import CaseRepository
 from gateway.domain.case import MultiAgencyCase
 from gateway.domain.consent import ConsentRecord
@@ -20,7 +21,7 @@ from gateway.domain.forms import Closure, Meeting, Referral, RfiInput
 from gateway.domain.people import Person
 from gateway.domain.rfi import InformationRequest
 from gateway.domain.safety_plan import SafetyPlanAction
-from gateway.domain.summary import CaseSummary, summarise
+from gateway.domain.summary import CaseSummary, Withholding, summarise
 from gateway.domain.team import Team
 from gateway.domain.case import CoordinationNotice
 from gateway.domain.vocabulary import Jurisdiction
@@ -33,17 +34,21 @@ class CaseService:
     def __init__(
         self, db: Database, repository: CaseRepository, rfis: InformationRequests,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), agency_id: str | None = None,
+        release: RecordRelease | None = None, screen: AgencyRelease | None = None,
     ):
         self.db = db
         self.repository = repository
         self.rfis = rfis  # RFIs take the one brokered path: checked, consent-decided, audited, sent
         self.clock = clock
         self.agency_id = agency_id  # whose systems use this service; None: unrestricted
+        self.release = release  # the release check, which makes each agency's `screen`
+        self.screen = screen  # what this agency's summary may show; None: everything (the gateway itself)
 
     def for_agency(self, agency_id: str, refused: Refused = lambda reason, detail: None) -> "CaseService":
         """These commands as agency `agency_id`'s systems may use them; `refused(reason, detail)` hears every refusal."""
         store = AgencyStore(self.repository.store, agency_id, refused)
-        return CaseService(self.db, CaseRepository(store), self.rfis, self.clock, agency_id)
+        screen = self.release.for_agency(agency_id) if self.release is not None else None
+        return CaseService(self.db, CaseRepository(store), self.rfis, self.clock, agency_id, self.release, screen)
 
     async def require_case(self, case_id: str) -> None:
         """NotFound unless the case exists; for an agency's service, Forbidden (recorded) unless the
@@ -113,12 +118,19 @@ class CaseService:
         return await self._change(case_id, lambda conn, case: case.close(closure))
 
     async def summary(self, case_id: str) -> CaseSummary:
+        """The case as this service's agency may see it: what the release check withholds from a
+        read of the records behind it is left out here too, and recorded the same way."""
+
         def job(conn: Connection) -> CaseSummary:
             case = self.repository.load(conn, case_id)
             types = {m.agency_id: self.repository.agency(conn, m.agency_id).type for m in case.team.members}
-            return summarise(case, types, self.clock())
+            withholding = self.screen.withholding(conn, case) if self.screen is not None else Withholding()
+            return summarise(case, types, self.clock(), withholding)
 
-        return await self.db.read(job)
+        if self.screen is None:
+            return await self.db.read(job)
+        async with self.screen.recorded(self.db, "read"):
+            return await self.db.read(job)
 
     async def _change(self, case_id: str, change: Callable[[Connection, MultiAgencyCase], None]) -> MultiAgencyCase:
         def job(conn: Connection) -> MultiAgencyCase:

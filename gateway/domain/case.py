@@ -188,15 +188,21 @@ class MultiAgencyCase:
     # -- risk ---------------------------------------------------------------------------------------
 
     def risk_history(self) -> list[RiskDetermination]:
-        found = self.referral.determinations()
-        for meeting in self.meetings:
-            found.extend(meeting.determinations())
+        return [d for _, found in self.risk_by_form() for d in found]
+
+    def risk_by_form(self) -> list[tuple[str, list[RiskDetermination]]]:
+        """Each Level 3 form's determinations, oldest first, by the form's key: `3a` (the referral and
+        the initial meeting), `3b-1`, `3b-2`... (the reviews, in order), `3c` (the closure)."""
+        initial = [d for m in self.meetings if m.kind is MeetingKind.INITIAL for d in m.determinations()]
+        forms = [("3a", self.referral.determinations() + initial)]
+        reviews = [m for m in self.meetings if m.kind is MeetingKind.REVIEW]
+        forms += [(f"3b-{index}", m.determinations()) for index, m in enumerate(reviews, start=1)]
         if self.closure is not None:
-            found += [
+            forms.append(("3c", [
                 RiskDetermination(self.closure.multi_agency_risk, RiskDeterminedBy.MULTI_AGENCY, self.closure.closure_date),
                 RiskDetermination(self.closure.victim_survivor_risk, RiskDeterminedBy.VICTIM_SURVIVOR, self.closure.closure_date),
-            ]
-        return found
+            ]))
+        return forms
 
     def current_risk(self, by: RiskDeterminedBy) -> RiskDetermination | None:
         mine = [d for d in self.risk_history() if d.determined_by is by]

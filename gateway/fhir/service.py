@@ -15,7 +15,7 @@ so every read, search, history and write of a request is limited to what its age
 
 import re
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from urllib.parse import parse_qsl, urlencode
@@ -187,17 +187,9 @@ class FhirService:
             raise Withheld.of(screened.withheld[0])
         return screened.released[0]
 
-    @asynccontextmanager
-    async def recorded(self, interaction: str):
-        """Record what the body decided (one AuditEvent) before its response leaves, released or refused.
-
-        If the record cannot be written, the request fails: nothing is released unrecorded."""
-        try:
-            yield
-        finally:
-            if self.screen is not None and self.screen.decided:
-                await self.db.write(lambda conn: self.screen.record(conn, interaction))
-
+    def recorded(self, interaction: str):
+        """Record what the body decided before its response leaves (AgencyRelease.recorded)."""
+        return self.screen.recorded(self.db, interaction) if self.screen is not None else nullcontext()
 
     # -- inside a caller's transaction -------------------------------------------------------
 

@@ -247,3 +247,36 @@ def test_an_agency_off_the_team_cannot_export_anyone_on_the_case(services, clien
     answer = client.get("/fhir/Patient/vs-mai/$everything", headers=bearer(get_token(client, system, "system/*.rs")))
 
     assert answer.status_code == 403 and "not on the team" in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_the_native_case_summary_leaves_out_what_a_read_would_withhold_and_says_so(services, client, as_agency):
+    # the lead agency marks its referral form (the 3A: risk at referral, the initial meeting) as
+    # information that could prejudice an investigation
+    form = client.get(f"/fhir/QuestionnaireResponse/{CASE}-3a").json()
+    write(services, {**form, "meta": {"security": [coding(ExcludedInformation.PREJUDICE_INVESTIGATION)]}}, holder="dfv-logan")
+
+    police = client.get(f"/api/v1/cases/{CASE}", headers=as_agency("qps"))
+    own = client.get(f"/api/v1/cases/{CASE}")
+
+    assert police.status_code == 200, police.text
+    summary = police.json()
+    assert summary["risk_history"] == [] and set(summary["current_risk"].values()) == {None}
+    [withheld] = summary["withheld"]
+    assert (withheld["record"], withheld["reason"]) == (f"QuestionnaireResponse/{CASE}-3a", "excluded-information")
+    assert own.json()["risk_history"] and own.json()["withheld"] == []  # its holder still sees it
+    [event] = release_events(client, "qps")
+    assert (event["subtype"][0]["code"], event["outcome"]) == ("read", "4")
+    [decided] = [e for e in event["entity"] if e.get("detail")]
+    assert decided["what"]["reference"] == f"QuestionnaireResponse/{CASE}-3a/_history/2"
+    assert details(decided)["rule"] == "QLD-excluded-information"
+
+
+def test_an_observer_reads_the_case_summary_without_its_risk_history(client, as_agency):
+    courts = client.get(f"/api/v1/cases/{CASE}", headers=as_agency("courts")).json()
+    police = client.get(f"/api/v1/cases/{CASE}", headers=as_agency("qps")).json()
+
+    assert courts["risk_history"] == [] and courts["status"] == police["status"]
+    assert [(w["record"], w["reason"]) for w in courts["withheld"]] == [(f"QuestionnaireResponse/{CASE}-3a", "not-permitted")]
+    assert "acknowledged confidentiality" in courts["withheld"][0]["explanation"]
+    assert police["risk_history"] == client.get(f"/api/v1/cases/{CASE}").json()["risk_history"]  # a serious threat: released
+    assert police["withheld"] == []

@@ -12,7 +12,7 @@ from gateway.domain.people import Person
 from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus
 from gateway.domain.safety_plan import ActionFeedback, ActionStatus, SafetyPlanAction
 from gateway.domain.vocabulary import StrategyArea
-from gateway.domain.summary import summarise
+from gateway.domain.summary import WithheldPart, Withholding, summarise
 from gateway.domain.team import Team, TeamMember
 from gateway.domain.vocabulary import (
     AgencyType,
@@ -233,6 +233,25 @@ class TestSummary:
         told_everyone(case)
         case.team.acknowledge_confidentiality("acco", date(2026, 11, 6))
         assert summarise(case, TYPES, NOW).warnings == []
+
+    def test_what_the_reader_may_not_be_shown_is_left_out_and_the_current_risk_follows_what_remains(self):
+        case = new_case()
+        case.record_meeting(meeting(risk=RiskLevel.HIGH, rationale="Strangulation reported"))
+        case.record_meeting(meeting(MeetingKind.REVIEW, date(2026, 11, 12), RiskLevel.IMMINENT, rationale="Breached the order"))
+        case.add_action(SafetyPlanAction("a1", "Serve order", "police", date(2026, 11, 30)))
+        case.add_action(SafetyPlanAction("a2", "Health alert", "health", date(2026, 12, 20)))
+        assert [key for key, _ in case.risk_by_form()] == ["3a", "3b-1"]
+        part = WithheldPart("QuestionnaireResponse/c1-3b-1", "excluded-information", "It could prejudice an investigation")
+
+        summary = summarise(case, TYPES, NOW, Withholding(forms=frozenset({"3b-1"}), redacted_forms=frozenset({"3a"}),
+                                                          tasks=frozenset({"a1"}), parts=(part,)))
+
+        assert summary.current_risk[RiskDeterminedBy.MULTI_AGENCY].level is RiskLevel.HIGH  # not the withheld review's
+        assert [d.on for d in summary.risk_history] == [date(2026, 11, 1)] * 2 + [date(2026, 11, 5)]
+        assert all(d.rationale == "" and d.factors == () for d in summary.risk_history)  # 3a's prose is redacted
+        assert [a.id for a in summary.open_actions] == ["a2"] and summary.withheld == [part]
+        whole = summarise(case, TYPES, NOW)
+        assert whole.current_risk[RiskDeterminedBy.MULTI_AGENCY].rationale == "Breached the order" and whole.withheld == []
 
 
 def test_a_factor_is_described_and_is_one_kind():

@@ -237,7 +237,8 @@ class _GroupMember(Consumer):
             self._next.update({(t, p): committed.get((t, p), 0) for t in new for p in range(topics[t])})
         return self._queue.fetch(conn, self._next, limit)
 
-    def commit(self) -> None:
+    def commit(self, wait: bool = True) -> None:
+        """Always waits: the positions are a write to the database (`wait` is for Kafka's sake)."""
         moved = {position: offset for position, offset in self._next.items() if self._committed.get(position, 0) < offset}
         if moved:
             self._queue.commit_positions(self._group, moved)

@@ -20,6 +20,7 @@ principal is `User:<agency id>`, the broker naming each connection after its tok
 claim (gateway.auth.gateway_tokens).
 """
 
+import logging
 import re
 import threading
 import time
@@ -37,6 +38,7 @@ from kafka.net.sasl.oauth import AbstractTokenProvider
 from gateway.connectors import topics as topic_names
 from gateway.connectors.transport import Consumer, DeliveredMessage, OutgoingMessage, Transport, TransportError, UnknownTopic
 
+log = logging.getLogger("gateway.kafka")
 FLUSH_SECONDS = 30.0  # a publish waits this long for the broker's acknowledgements, then fails
 READ_PATIENCE_SECONDS = 5.0  # how long `read` keeps fetching what the broker says is there
 CLOSE_SECONDS = 5.0  # what close() gives the producer to deliver what it still holds
@@ -192,6 +194,38 @@ class KafkaTransport(Transport):
             for future in futures:
                 future.get(timeout=FLUSH_SECONDS)  # done already; raises what the broker answered for it
 
+    def publish_each(self, groups: Mapping[str, Sequence[OutgoingMessage]]) -> dict[str, TransportError | None]:
+        """Publish several topics' messages with one flush; each topic succeeds or fails on its own.
+
+        The outbox relay's batches hold several agencies' topics: one `publish` per topic waited
+        for the broker once per topic, so the last topic's messages waited for all the others'."""
+        failed: dict[str, TransportError] = {}
+        sent: dict[str, list] = {}
+        for topic, messages in groups.items():
+            try:
+                self._require_topics({topic})
+                with _translated("publishing failed"):
+                    sent[topic] = [_send(self._producer, m) for m in messages]
+            except TransportError as exc:
+                failed[topic] = exc
+        if sent:
+            try:
+                with _translated("publishing failed"):
+                    self._producer.flush(timeout=FLUSH_SECONDS)
+            except TransportError as exc:  # what the broker has not acknowledged by now counts as failed
+                for topic, futures in sent.items():
+                    if not all(f.is_done for f in futures):
+                        failed[topic] = exc
+        for topic, futures in sent.items():
+            if topic not in failed:
+                try:
+                    with _translated("publishing failed"):
+                        for future in futures:
+                            future.get(timeout=FLUSH_SECONDS)  # done already; raises what the broker answered for it
+                except TransportError as exc:
+                    failed[topic] = exc
+        return {topic: failed.get(topic) for topic in groups}
+
     # -- reading ----------------------------------------------------------------------------
 
     def consumer(self, topic_prefix: str, group: str) -> Consumer:
@@ -239,9 +273,16 @@ class _GroupMember(Consumer):
             batches = self._client.poll(timeout_ms=int(wait_seconds * 1000), max_records=max_messages)
         return [_delivered(record) for records in batches.values() for record in records]
 
-    def commit(self) -> None:
+    def commit(self, wait: bool = True) -> None:
+        """`wait=False`: send the positions and return; the broker's answer is not awaited. The
+        inbound worker commits so after each batch's transaction: commits to one coordinator
+        are applied in order, a failed one is covered by the next, and whatever a lost one
+        leaves uncommitted is delivered again and found already handled (by message id)."""
         with _translated("committing positions failed"):
-            self._client.commit()
+            if wait:
+                self._client.commit()
+            else:
+                self._client.commit_async(callback=_log_failed_commit)
 
     def close(self) -> None:
         self._client.close(autocommit=False)
@@ -309,6 +350,11 @@ def _send(producer: KafkaProducer, message: OutgoingMessage):
     headers = [(name, value.encode()) for name, value in message.headers.items()]
     key = message.key.encode() if message.key is not None else None
     return producer.send(message.topic, value=message.value, key=key, headers=headers)
+
+
+def _log_failed_commit(_offsets, response) -> None:
+    if isinstance(response, Exception):
+        log.info("committing positions failed (the next commit covers them): %s", type(response).__name__)
 
 
 def _delivered(record: ConsumerRecord) -> DeliveredMessage:

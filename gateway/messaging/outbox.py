@@ -8,16 +8,26 @@ outside any transaction, then deletes them, or on failure sets a backoff. A proc
 between publishing and deleting publishes those rows again when the lease ends; receivers
 drop the duplicate by message id. On the embedded transport the publish and the delete are one
 transaction, so nothing is ever published twice.
+
+Hand-over (Kafka): the rows that handling a batch of inbound messages adds are leased in that
+batch's own transaction and handed to this process's relay in memory (`adopt`, `hand_over`),
+so a message leaves as soon as the batch commits instead of waiting for a claim of its own
+behind the next batch in the single SQLite writer. The relay deletes what it published in a
+write it does not wait for. Order per topic is kept as the claim keeps it: a topic's new rows
+are adopted only when every older row of that topic still in the outbox is one this relay
+holds and will publish first; otherwise they stay due for the claim, behind the older rows.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from gateway.connectors.embedded import DatabaseQueue
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, Transport, TransportError
@@ -30,9 +40,15 @@ log = logging.getLogger("gateway.outbox")
 
 LEASE_US = 30_000_000  # a claimed row is retried after this long if its relay died
 BACKOFF_US = (500_000, 2_000_000, 10_000_000, 60_000_000, 300_000_000)  # then every 5 minutes, for ever
+COLLECTING = "gateway.outbox.collecting"  # connection-info key: the rows this transaction adds, for hand-over
 
-
-_INSERT = Prepared(insert(outbox), [c.name for c in outbox.columns if c.name != "id"])  # one per message sent: the hot path
+_COLUMNS = [c.name for c in outbox.columns if c.name != "id"]
+_INSERT = Prepared(insert(outbox), _COLUMNS)  # one per message sent: the hot path
+_INSERT_RETURNING = Prepared(insert(outbox).returning(outbox.c.id), _COLUMNS)  # the same, when its row id is handed over
+# Is an older row of this topic in the outbox that the relay does not hold? Then newer rows wait behind it.
+_OLDER = select(outbox.c.id).where(
+    outbox.c.topic == bindparam("topic"), outbox.c.id < bindparam("below"), outbox.c.id.not_in(bindparam("mine", expanding=True)),
+).limit(1)
 
 
 def _now_us() -> int:
@@ -52,11 +68,16 @@ class Outbox:
         message_id = message.headers[MESSAGE_ID]
         kid, blob = self.keyring.encrypt(conn, message.value, _aad(message_id))
         now = _now_us()
-        _INSERT.execute(conn, {
+        row = {
             "message_id": message_id, "topic": message.topic, "msg_key": message.key,
             "headers": orjson.dumps(dict(message.headers)).decode(), "key_id": kid, "payload": blob, "created_at": now,
             "attempts": 0, "next_attempt_at": now, "last_error": None,
-        }).close()
+        }
+        collected = conn.info.get(COLLECTING)
+        if collected is None:
+            _INSERT.execute(conn, row).close()
+        else:  # the inbound worker's transaction: the relay may take this row from memory (see `adopt`)
+            collected.append(_Claimed(_INSERT_RETURNING.first(conn, row)[0], 0, message))
 
 
 @dataclass
@@ -64,6 +85,14 @@ class _Claimed:
     row_id: int
     attempts: int
     message: OutgoingMessage
+
+
+@dataclass
+class Handoff:
+    """Rows adopted in an inbound transaction, with each topic's failure count when they were."""
+
+    rows: list[_Claimed]
+    epochs: dict[str, int] = field(default_factory=dict)
 
 
 class OutboxRelay:
@@ -77,10 +106,59 @@ class OutboxRelay:
         self.topic_shape = (partitions, replication)  # for a topic the gateway creates on first use
         self._known_topics: set[str] = set()
         self._wake = threading.Event()
+        # Hand-over state, shared by the inbound worker (adopt, hand_over) and the relay thread:
+        self._lock = threading.Lock()
+        self._handed: list[Handoff] = []  # adopted rows waiting to be published, oldest first
+        self._held: dict[int, str] = {}  # row id -> topic: rows this relay holds (leased) and publishes before any adopted later
+        self._failures: dict[str, int] = {}  # topic -> publishes that failed; a hand-over adopted before one is not published
+
+    @property
+    def adopts(self) -> bool:
+        """Whether inbound batches should hand their rows over (not on the embedded queue, where
+        the relay publishes and deletes in one transaction of its own)."""
+        return not isinstance(self.transport, DatabaseQueue)
 
     def wake(self) -> None:
         """Something was added: relay now rather than at the next tick."""
         self._wake.set()
+
+    # -- hand-over from the inbound worker ------------------------------------------------------
+
+    def adopt(self, conn: Connection, added: Sequence[_Claimed]) -> Handoff | None:
+        """In the transaction that added these rows: lease those the relay may publish first.
+
+        A topic's rows are adopted only when no older row of the topic is in the outbox but
+        those this relay holds, which it publishes before anything adopted now. The rest stay
+        due, for the claim, behind whatever is older."""
+        if not added:
+            return None
+        with self._lock:
+            held = dict(self._held)
+            epochs = {t: self._failures.get(t, 0) for t in {c.message.topic for c in added}}
+        adopted: list[_Claimed] = []
+        for topic, group in _by_topic(list(added)).items():
+            mine = [c.row_id for c in group] + [i for i, t in held.items() if t == topic]
+            if conn.execute(_OLDER, {"topic": topic, "below": max(c.row_id for c in group), "mine": mine}).first() is None:
+                adopted += group
+        if not adopted:
+            return None
+        lease = _now_us() + LEASE_US  # if this process dies before publishing, another relays them after the lease
+        conn.execute(update(outbox).where(outbox.c.id.in_([c.row_id for c in adopted])).values(next_attempt_at=lease))
+        return Handoff(adopted, epochs)
+
+    def hand_over(self, handoff: Handoff | None) -> None:
+        """After the adopting transaction committed: queue its rows for publishing."""
+        if handoff is not None:
+            with self._lock:
+                self._handed.append(handoff)
+                for c in handoff.rows:
+                    # Adopted before a failure of its topic: it will be released, not published, so
+                    # it must not let later rows of the topic be adopted ahead of it.
+                    if self._failures.get(c.message.topic, 0) == handoff.epochs[c.message.topic]:
+                        self._held[c.row_id] = c.message.topic
+        self._wake.set()
+
+    # -- relaying -------------------------------------------------------------------------------
 
     def relay_once(self) -> int:
         """Relay one batch of due messages; return how many the transport accepted."""
@@ -101,14 +179,120 @@ class OutboxRelay:
     def run(self, stop: threading.Event, idle_seconds: float = 0.05) -> None:
         """Relay until `stop` is set; a failing database or transport is retried, never fatal."""
         while not stop.is_set():
+            self._wake.clear()  # before the work: a wake during it makes the wait below return at once
             try:
-                relayed = self.relay_once()
+                busy = self._relay_some() if self.adopts else self._relay_due_in_transaction()
             except Exception as exc:  # the loop must survive a database restart
                 log.warning("outbox relay failed: %s", type(exc).__name__)
-                relayed = 0
-            if relayed < self.batch:
+                busy = False
+            if not busy:
                 self._wake.wait(idle_seconds)
-                self._wake.clear()
+        self.release_handed()
+
+    def release_handed(self) -> None:
+        """On stopping: rows handed over but not published are made due again, for the next relay
+        to take at once rather than after their lease."""
+        with self._lock:
+            handed, self._handed = self._handed, []
+            rows = [c for h in handed for c in h.rows]
+            for c in rows:
+                self._held.pop(c.row_id, None)
+        if rows:
+            try:
+                self.db.run_write(lambda conn: _release(conn, rows))
+            except Exception as exc:  # still leased: relayed when the lease ends
+                log.warning("releasing %d handed-over messages failed: %s", len(rows), type(exc).__name__)
+
+    def _relay_due_in_transaction(self) -> bool:
+        # A read first: an idle relay must not take the single writer every tick for nothing.
+        return self.db.run_read(self._anything_due) and self.relay_once() >= self.batch
+
+    def _relay_some(self) -> bool:
+        """Publish what was handed over, then what is due in the outbox; True if there may be more now."""
+        with self._lock:
+            handed, self._handed = self._handed, []
+        if handed:
+            with self._abandoning_on_error([c for h in handed for c in h.rows]):
+                self._publish_handed(handed)
+        if not self.db.run_read(self._anything_due):  # a read: claims take the single writer
+            return bool(handed)
+        claimed = self.db.run_write(lambda conn: self._claim(conn, LEASE_US))
+        with self._lock:
+            claimed = [c for c in claimed if c.row_id not in self._held]  # a hand-over whose lease ran out: ours already
+            self._held.update((c.row_id, c.message.topic) for c in claimed)
+        with self._abandoning_on_error(claimed):
+            self._publish_and_settle(_by_topic(claimed))
+        return bool(handed) or len(claimed) >= self.batch
+
+    @contextmanager
+    def _abandoning_on_error(self, rows: list[_Claimed]) -> Iterator[None]:
+        """If relaying these rows breaks off (the database gone mid-way), stop holding them and
+        their topics as after a failed publish: those not published stay leased and the claim
+        takes them, in order, when the lease ends; nothing adopted later overtakes them."""
+        try:
+            yield
+        except BaseException:
+            self._drop_topics({c.message.topic for c in rows}, [c.row_id for c in rows])
+            raise
+
+    def _drop_topics(self, topics: set[str], ids: list[int]) -> None:
+        with self._lock:
+            # Rows adopted from now on see these rows as not held and wait behind them; rows
+            # adopted before, still queued, carry the old count and are released, not published.
+            for topic in topics:
+                self._failures[topic] = self._failures.get(topic, 0) + 1
+            queued = [c.row_id for h in self._handed for c in h.rows if c.message.topic in topics]
+            for row_id in ids + queued:
+                self._held.pop(row_id, None)
+
+    def _publish_and_settle(self, groups: dict[str, list[_Claimed]]) -> None:
+        publish_each = getattr(self.transport, "publish_each", None)
+        if publish_each is None or len(groups) < 2:
+            for topic, group in groups.items():
+                self._settle(topic, group, self._publish(topic, group))
+            return
+        errors: dict[str, TransportError | None] = {}
+        for topic in groups:
+            try:
+                self._ensure_topics({topic})
+            except TransportError as exc:
+                errors[topic] = exc
+        ready = {topic: [c.message for c in group] for topic, group in groups.items() if topic not in errors}
+        errors.update(publish_each(ready) if ready else {})  # one flush for every topic, each failing on its own
+        for topic, group in groups.items():
+            self._settle(topic, group, errors.get(topic))
+
+    def _publish_handed(self, handed: list[Handoff]) -> None:
+        stale: list[_Claimed] = []  # adopted before a failure of their topic: back to the claim, behind the failed rows
+        groups: dict[str, list[_Claimed]] = {}
+        with self._lock:
+            for handoff in handed:
+                for c in handoff.rows:
+                    topic = c.message.topic
+                    if self._failures.get(topic, 0) != handoff.epochs[topic]:
+                        stale.append(c)
+                        self._held.pop(c.row_id, None)
+                    else:
+                        groups.setdefault(topic, []).append(c)
+        if stale:
+            self.db.run_write(lambda conn: _release(conn, stale))
+        self._publish_and_settle(groups)
+
+    def _settle(self, topic: str, group: list[_Claimed], error: TransportError | None) -> None:
+        """After a publish: delete the rows (without waiting), or back them off and stop holding the topic."""
+        ids = [c.row_id for c in group]
+        if error is None:
+            self.db.submit_write(lambda conn: _delete(conn, group)).add_done_callback(lambda done: self._deleted(ids, done))
+            return
+        self._drop_topics({topic}, ids)
+        self.db.run_write(lambda conn: self._back_off(conn, group, error))
+
+    def _deleted(self, ids: list[int], done: "Future") -> None:
+        with self._lock:
+            for row_id in ids:
+                self._held.pop(row_id, None)
+        if done.exception() is not None:  # still leased: published again when the lease ends (a duplicate, dropped by id)
+            log.warning("deleting %d relayed messages failed: %s", len(ids), type(done.exception()).__name__)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -134,16 +318,22 @@ class OutboxRelay:
             _delete(conn, claimed)
         return len(claimed)
 
-    def _claim(self, conn: Connection, lease_us: int) -> list["_Claimed"]:
+    def _claimable(self, now: int):
         """Due rows, oldest first, but none behind an older row of its topic that is not due
-        (backing off, or leased by another relay): each topic's messages leave in order."""
-        self.db.advisory_lock(conn, "outbox-claim")  # claims take turns, so each sees the leases before it
-        now = _now_us()
+        (backing off, or leased by a relay): each topic's messages leave in order."""
         earlier = outbox.alias("earlier")
         blocked = select(earlier.c.id).where(
             earlier.c.topic == outbox.c.topic, earlier.c.id < outbox.c.id, earlier.c.next_attempt_at > now
         ).exists()
-        query = select(outbox).where(outbox.c.next_attempt_at <= now, ~blocked).order_by(outbox.c.id).limit(self.batch)
+        return select(outbox).where(outbox.c.next_attempt_at <= now, ~blocked).order_by(outbox.c.id)
+
+    def _anything_due(self, conn: Connection) -> bool:
+        return conn.execute(self._claimable(_now_us()).with_only_columns(outbox.c.id).limit(1)).first() is not None
+
+    def _claim(self, conn: Connection, lease_us: int) -> list["_Claimed"]:
+        self.db.advisory_lock(conn, "outbox-claim")  # claims take turns, so each sees the leases before it
+        now = _now_us()
+        query = self._claimable(now).limit(self.batch)
         if not self.db.is_sqlite:
             query = query.with_for_update(of=outbox, skip_locked=True)
         rows = conn.execute(query).all()
@@ -176,6 +366,11 @@ def _by_topic(claimed: list[_Claimed]) -> dict[str, list[_Claimed]]:
 
 def _delete(conn: Connection, claimed: Sequence[_Claimed]) -> None:
     conn.execute(delete(outbox).where(outbox.c.id.in_([c.row_id for c in claimed])))
+
+
+def _release(conn: Connection, claimed: Sequence[_Claimed]) -> None:
+    """Due now: the claim takes them in order, once the older rows of their topic have left."""
+    conn.execute(update(outbox).where(outbox.c.id.in_([c.row_id for c in claimed])).values(next_attempt_at=_now_us()))
 
 
 def _due_topics(conn: Connection) -> set[str]:

@@ -41,12 +41,15 @@ class MessagingWorker:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        self.relay.release_handed()  # handed over by a batch that finished after the relay stopped
 
     def _relay(self) -> None:
         self.relay.run(self._stop)
 
     def _inbound(self) -> None:
-        self.inbound.run(self.transport, self._stop)
+        # The relay takes each batch's outbox rows from memory as soon as the batch commits,
+        # rather than claiming them in a transaction of its own behind the next batch.
+        self.inbound.run(self.transport, self._stop, relay=self.relay)
 
     def _overdue(self) -> None:
         while not self._stop.wait(self.overdue_every):

@@ -20,6 +20,7 @@ from gateway.cases.release import CaseReader, ReleaseCheck
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
 from gateway.connectors import open_transport
+from gateway.connectors.embedded import DatabaseQueue
 from gateway.connectors.transport import Transport
 from gateway.consent.engine import ConsentEngine
 from gateway.fhir import conformance
@@ -29,6 +30,7 @@ from gateway.messaging.dead_letters import DeadLetters
 from gateway.messaging.inbox import Inbox
 from gateway.messaging.inbound import InboundProcessor
 from gateway.messaging.outbox import Outbox, OutboxRelay
+from gateway.messaging.retention import QueueRetention
 from gateway.messaging.worker import MessagingWorker
 from gateway.settings import Settings
 from gateway.store import case_links, migrate
@@ -61,7 +63,9 @@ class Services:
     identity: Identity
 
     def worker(self, overdue_every: float = 60.0) -> MessagingWorker:
-        return MessagingWorker(self.db, self.transport, self.relay, self.inbound, self.rfis, overdue_every)
+        embedded = isinstance(self.transport, DatabaseQueue)  # Kafka keeps what its topics' retention says
+        retention = QueueRetention(self.transport, self.settings.queue_retention_hours) if embedded else None
+        return MessagingWorker(self.db, self.transport, self.relay, self.inbound, self.rfis, overdue_every, retention)
 
     def close(self) -> None:
         self.transport.close()

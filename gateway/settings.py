@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         default="embedded", description="where messages travel: the gateway's database (one machine) or Apache Kafka"
     )
     kafka_bootstrap: str = Field(default="", description="Kafka bootstrap servers, host:port[,host:port]; needed when transport=kafka")
+    queue_retention_hours: float = Field(
+        default=168.0, gt=0,
+        description="how long the embedded queue keeps a message once every reader has passed it (then it is deleted)",
+    )
     kafka_partitions: int = Field(default=3, ge=1, description="partitions of each topic `gateway kafka init` creates")
     kafka_replication: int = Field(default=1, ge=1, description="replication factor of each topic `gateway kafka init` creates")
     kafka_security: Literal["none", "oauthbearer"] = Field(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from weakref import WeakKeyDictionary
 
 import orjson
-from sqlalchemy import Connection, event, insert, select, union_all
+from sqlalchemy import Connection, delete, event, func, insert, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -35,6 +35,7 @@ from gateway.store.schema import queue_positions as qp
 from gateway.store.schema import queue_topics as qt
 
 RECHECK_SECONDS = 0.2
+TRIM_BATCH = 1_000  # messages one trim deletes per partition at most: a short write, repeated each tick
 MAX_UNION = 200  # partitions probed by one statement (SQLite allows 500 compound SELECT terms)
 PUBLISHED = "gateway.queue.published"  # connection-info flag: this transaction published
 
@@ -165,6 +166,31 @@ class DatabaseQueue(Transport):
         )
         rows = [{"consumer_group": group, "topic": t, "partition": p, "next_offset": o} for (t, p), o in positions.items()]
         self.db.run_write(lambda conn: conn.execute(stmt, rows))
+
+    def group_positions(self, conn: Connection) -> dict[Position, int]:
+        """Each partition's lowest committed position over every consumer group that reads it."""
+        rows = conn.execute(select(qp.c.topic, qp.c.partition, func.min(qp.c.next_offset)).group_by(qp.c.topic, qp.c.partition))
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def trim(self, conn: Connection, passed: Mapping[Position, int], published_before_us: int, limit: int = TRIM_BATCH) -> int:
+        """Delete messages that every reader has passed (`passed`: each partition's lowest next
+        offset over its readers) and that were published before `published_before_us`; at most
+        `limit` per partition, oldest first. A partition no reader has a position on keeps
+        everything: nobody has read it, so nothing in it may be dropped."""
+        trimmed = 0
+        for (topic, partition), next_offset in passed.items():
+            oldest = conn.execute(
+                select(qm.c.offset, qm.c.published_at)
+                .where(qm.c.topic == topic, qm.c.partition == partition, qm.c.offset < next_offset)
+                .order_by(qm.c.offset).limit(limit)
+            ).all()
+            # offsets grow with publication time, so the expired ones are the head of this list
+            expired = [row.offset for row in oldest if row.published_at < published_before_us]
+            if expired:
+                trimmed += conn.execute(delete(qm).where(qm.c.offset.in_(expired))).rowcount
+        return trimmed
 
     def topics_with_prefix(self, conn: Connection, prefix: str) -> dict[str, int]:
         rows = conn.execute(select(qt.c.topic, qt.c.partitions).where(qt.c.topic.startswith(prefix, autoescape=True)))

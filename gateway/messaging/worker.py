@@ -1,6 +1,7 @@
-"""The background work of one gateway process: relay the outbox, handle what agencies send, and
-mark overdue RFIs. Every process may run it at once (DESIGN 10): the outbox is claimed row by
-row, inbound topics are shared by one consumer group, and overdue marking is idempotent."""
+"""The background work of one gateway process: relay the outbox, handle what agencies send, mark
+overdue RFIs and trim the embedded queue. Every process may run it at once (DESIGN 10): the
+outbox is claimed row by row, inbound topics are shared by one consumer group, and overdue
+marking and trimming are idempotent."""
 
 import logging
 import threading
@@ -9,6 +10,7 @@ from gateway.cases.information_requests import InformationRequests
 from gateway.connectors.transport import Transport
 from gateway.messaging.inbound import InboundProcessor
 from gateway.messaging.outbox import OutboxRelay
+from gateway.messaging.retention import QueueRetention
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.worker")
@@ -17,20 +19,21 @@ log = logging.getLogger("gateway.worker")
 class MessagingWorker:
     def __init__(
         self, db: Database, transport: Transport, relay: OutboxRelay, inbound: InboundProcessor, rfis: InformationRequests,
-        overdue_every: float = 60.0,
+        overdue_every: float = 60.0, retention: QueueRetention | None = None,
     ):
         self.db = db
         self.transport = transport
         self.relay = relay
         self.inbound = inbound
         self.rfis = rfis
-        self.overdue_every = overdue_every
+        self.overdue_every = overdue_every  # also how often the queue is trimmed
+        self.retention = retention  # the embedded queue's; None on Kafka (the broker's own)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self._stop.clear()
-        for name, target in (("outbox-relay", self._relay), ("inbound", self._inbound), ("overdue-rfis", self._overdue)):
+        for name, target in (("outbox-relay", self._relay), ("inbound", self._inbound), ("housekeeping", self._housekeeping)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -51,13 +54,17 @@ class MessagingWorker:
         # rather than claiming them in a transaction of its own behind the next batch.
         self.inbound.run(self.transport, self._stop, relay=self.relay)
 
-    def _overdue(self) -> None:
+    def _housekeeping(self) -> None:
         while not self._stop.wait(self.overdue_every):
-            try:
-                marked = self.db.run_write(self.rfis.mark_overdue)
-            except Exception as exc:  # retried at the next tick
-                log.warning("overdue check failed: %s", type(exc).__name__)
-                continue
-            if marked:
+            if marked := self._write("overdue check", self.rfis.mark_overdue):
                 log.info("%d RFIs newly overdue; requesters and lead agencies told", marked)
                 self.relay.wake()
+            if self.retention is not None and (trimmed := self._write("trimming the queue", self.retention.trim)):
+                log.info("%d queued messages past their retention, read by every reader, deleted", trimmed)
+
+    def _write(self, what: str, job) -> int:
+        try:
+            return self.db.run_write(job)
+        except Exception as exc:  # retried at the next tick
+            log.warning("%s failed: %s", what, type(exc).__name__)
+            return 0

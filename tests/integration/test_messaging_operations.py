@@ -13,10 +13,12 @@ from gateway.connectors import topics
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, TransportError
 from gateway.domain.vocabulary import MessageEvent
 from gateway.messaging import outbox as outbox_module
+from gateway.messaging.inbound import GROUP
 from gateway.messaging.outbox import OutboxRelay
+from gateway.messaging.retention import QueueRetention
 from gateway.settings import Settings
 from gateway.store.encryption import generate_kek
-from gateway.store.schema import outbox
+from gateway.store.schema import outbox, queue_messages
 from tests.support import cases
 from tests.support.server import gateway_env, run_gateway
 
@@ -252,3 +254,53 @@ def test_rows_handed_over_by_inbound_batches_leave_once_each_and_in_order_throug
     for topic in names:
         mine = [n for n in first_seen if sent[n] == topic]
         assert mine == sorted(mine), f"{topic} left out of order"
+
+
+def test_the_embedded_queue_forgets_only_what_every_reader_has_passed_and_the_retention_has_expired(services):
+    queue = services.transport
+    queue.create_topics([topics.inbound("qps"), topics.outbound("qps"), topics.outbound("vicpol")], partitions=1)
+
+    def send(topic: str, n: int) -> None:
+        queue.publish([OutgoingMessage(topic, "case-1", f"{topic} {i}".encode(), {MESSAGE_ID: f"{topic}-{i}"}) for i in range(n)])
+
+    send(topics.inbound("qps"), 3)
+    send(topics.outbound("qps"), 5)
+    send(topics.outbound("vicpol"), 2)  # vicpol's system has never polled its inbox
+    services.db.run_write(lambda conn: conn.execute(update(queue_messages).values(published_at=0)))  # all long expired
+    send(topics.inbound("qps"), 1)  # read, but recent
+    gateway = queue.consumer(topics.INBOUND_PREFIX, GROUP)
+    assert len(gateway.poll(100, 0.5)) == 4
+    gateway.commit()
+    gateway.close()
+    third = services.inbox.poll("qps", 10, 0)[2]
+    services.inbox.ack("qps", third.id)  # qps has handled its first three messages
+
+    trimmed = services.db.run_write(QueueRetention(queue, retention_hours=24).trim)
+
+    assert trimmed == 3 + 3
+    left = services.db.run_read(lambda conn: conn.execute(select(queue_messages.c.topic)).scalars().all())
+    assert sorted(left) == [topics.inbound("qps")] + [topics.outbound("qps")] * 2 + [topics.outbound("vicpol")] * 2
+    unread = services.inbox.poll("qps", 10, 0)
+    assert [e.message.value for e in unread] == [b"fv.outbound.qps 3", b"fv.outbound.qps 4"]  # nothing qps still needs is gone
+    assert services.db.run_write(QueueRetention(queue, retention_hours=24).trim) == 0
+
+
+def test_a_running_gateway_trims_its_queue_on_each_housekeeping_tick(services):
+    queue = services.transport
+    queue.create_topics([topics.inbound("qps")], partitions=1)
+    queue.publish([OutgoingMessage(topics.inbound("qps"), "case-1", b"not a Bundle", {MESSAGE_ID: "m-old"})])
+    services.db.run_write(lambda conn: conn.execute(update(queue_messages).values(published_at=0)))
+    worker = services.worker(overdue_every=0.05)  # the inbound loop reads and commits it; housekeeping trims it
+    inbound = select(queue_messages).where(queue_messages.c.topic == topics.inbound("qps"))
+
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while services.db.run_read(lambda conn: conn.execute(inbound).first()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+
+    assert services.db.run_read(lambda conn: conn.execute(inbound).first()) is None
+    # its dead-letter copy stays: on the embedded queue nobody reads fv.dead-letter (the table is what operators use)
+    assert services.db.run_read(lambda conn: conn.execute(select(queue_messages.c.topic)).scalars().all()) == [topics.DEAD_LETTER]

@@ -19,13 +19,16 @@ from gateway.cases.record_release import RecordRelease
 from gateway.cases.release import CaseReader, ReleaseCheck
 from gateway.cases.repository import CaseRepository
 from gateway.cases.service import CaseService
-from gateway.connectors import open_transport
+from gateway.auth import signing
+from gateway.connectors import embedded, open_transport
 from gateway.connectors.embedded import DatabaseQueue
 from gateway.connectors.transport import Transport
 from gateway.consent.engine import ConsentEngine
 from gateway.fhir import conformance
 from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.service import FhirService
+from gateway.messaging import dead_letters as dead_letters_module
+from gateway.messaging import outbox as outbox_module
 from gateway.messaging.dead_letters import DeadLetters
 from gateway.messaging.inbox import Inbox
 from gateway.messaging.inbound import InboundProcessor
@@ -36,6 +39,7 @@ from gateway.settings import Settings
 from gateway.store import case_links, migrate
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring, generate_kek, parse_kek
+from gateway.store.key_rotation import VERSIONS, SealedColumn
 from gateway.store.resources import ResourceStore
 
 log = logging.getLogger("gateway")
@@ -103,6 +107,11 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
         settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version(), transport, outbox, dead_letters, rfis,
         inbound, relay, Inbox(db, transport), identity=build_identity(settings, db, store, keyring),
     )
+
+
+def sealed_columns() -> tuple[SealedColumn, ...]:
+    """Everything sealed with a data key, which `gateway keys rotate` re-encrypts."""
+    return (VERSIONS, outbox_module.SEALED, embedded.SEALED, dead_letters_module.SEALED, signing.SEALED)
 
 
 def _utc_now() -> datetime:

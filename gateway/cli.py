@@ -176,25 +176,29 @@ def _keys_generate(_args) -> int:
 
 
 def _keys_status(_args) -> int:
+    from gateway.bootstrap import sealed_columns
     from gateway.store.key_rotation import key_status
 
     services = _services()
     try:
-        for row in key_status(services.db):
+        for row in key_status(services.db, sealed_columns()):
             state = "active" if row.active else ("retired" if row.retired_at else "inactive")
-            print(f"{row.kid}  {state:8}  {row.versions} stored versions")
+            print(f"{row.kid}  {state:8}  " + ", ".join(f"{n} {name}" for name, n in row.rows.items()))
     finally:
         services.close()
     return 0
 
 
 def _keys_rotate(args) -> int:
+    from gateway.bootstrap import sealed_columns
     from gateway.store.key_rotation import rotate_data_key
 
     services = _services()
     try:
-        report = rotate_data_key(services.db, services.keyring, services.settings.key_cache_seconds, args.batch, print)
-        print(f"active data key is now {report.new_kid}; re-encrypted {report.reencrypted} versions")
+        report = rotate_data_key(
+            services.db, services.keyring, services.settings.key_cache_seconds, args.batch, print, sealed_columns()
+        )
+        print(f"active data key is now {report.new_kid}; re-encrypted {report.reencrypted} rows")
     finally:
         services.close()
     return 0

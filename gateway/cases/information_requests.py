@@ -34,6 +34,7 @@ from gateway.messaging.outbox import Outbox
 from gateway.store.resources import ResourceStore
 
 OPEN = ",".join(s.value for s in (RfiStatus.REQUESTED, RfiStatus.ACCEPTED, RfiStatus.IN_PROGRESS))
+OVERDUE_PAGE = 500  # open RFIs read at a time when looking for overdue ones (all are looked at, page by page)
 
 
 class InformationRequests:
@@ -147,7 +148,7 @@ class InformationRequests:
         now = self.clock()
         count = 0
         params = [("code", f"{TaskType.system()}|{TaskType.RFI.value}"), ("status", OPEN)]
-        for task in self.reader.search(conn, "Task", params):
+        for task in self.reader.search_all(conn, "Task", params, page=OVERDUE_PAGE):
             rfi = rfi_mapping.from_fhir(task)
             if not rfi.is_overdue(now) or rfi.overdue_notified:
                 continue

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from gateway.connectors.transport import MESSAGE_ID, Consumer, DeliveredMessage, OutgoingMessage, Transport, UnknownTopic
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
+from gateway.store.key_rotation import SealedColumn
 from gateway.store.schema import queue_messages as qm
 from gateway.store.schema import queue_positions as qp
 from gateway.store.schema import queue_topics as qt
@@ -52,6 +53,11 @@ def partition_of(key: str | None, partitions: int) -> int:
 def value_aad(topic: str, partition: int, key: str | None, message_id: str | None) -> bytes:
     """Associated data that binds a stored value to its row (JSON, so no two rows share one)."""
     return orjson.dumps(["queue", topic, partition, key, message_id])
+
+
+SEALED = SealedColumn(  # re-encrypted on key rotation
+    "queued messages", qm, "value", lambda row: value_aad(row.topic, row.partition, row.msg_key, orjson.loads(row.headers).get(MESSAGE_ID))
+)
 
 
 class DatabaseQueue(Transport):

@@ -19,6 +19,7 @@ from gateway.connectors.transport import MESSAGE_ID, DeliveredMessage, OutgoingM
 from gateway.messaging.bundles import is_message_id
 from gateway.messaging.outbox import Outbox
 from gateway.store.encryption import DataKeyring
+from gateway.store.key_rotation import SealedColumn
 from gateway.store.schema import dead_letters, processed_messages
 
 REASON_CODE, REASON, ORIGINAL_TOPIC = "dead-letter-reason-code", "dead-letter-reason", "dead-letter-topic"
@@ -85,6 +86,9 @@ class DeadLetters:
 
 def _aad(topic: str, message_id: str | None) -> bytes:
     return f"dead-letter:{topic}:{message_id or ''}".encode()
+
+
+SEALED = SealedColumn("dead letters", dead_letters, "payload", lambda row: _aad(row.topic, row.message_id))  # re-encrypted on key rotation
 
 
 def _now_us() -> int:

@@ -33,6 +33,7 @@ from gateway.connectors.embedded import DatabaseQueue
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, Transport, TransportError
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
+from gateway.store.key_rotation import SealedColumn
 from gateway.store.prepared import Prepared
 from gateway.store.schema import outbox
 
@@ -57,6 +58,9 @@ def _now_us() -> int:
 
 def _aad(message_id: str) -> bytes:
     return b"outbox:" + message_id.encode()
+
+
+SEALED = SealedColumn("outbox messages", outbox, "payload", lambda row: _aad(row.message_id))  # re-encrypted on key rotation
 
 
 class Outbox:

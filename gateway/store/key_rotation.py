@@ -1,4 +1,6 @@
-"""Rotate the data key: a new active key, then re-encrypt stored versions in small batches.
+"""Rotate the data key: a new active key, then re-encrypt everything sealed with another key, in
+small batches: stored versions, and whatever else registers a `SealedColumn` (the outbox, the
+embedded queue, dead letters, signing keys; gateway.bootstrap.sealed_columns lists them).
 
 Runs beside a serving API (from `gateway keys rotate`). Each batch is its own short transaction,
 so API writes interleave with it. Other processes keep using their cached active key for up to
@@ -7,15 +9,31 @@ passes: the loop ends only when no row uses another key and that grace period ha
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Table, func, select, update
 
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.schema import data_keys
 from gateway.store.schema import resource_versions as rv
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column of ciphertext sealed with its row's data key (`key_id`) and with associated data
+    that binds it to its row (`aad` rebuilds that from the row): what a rotation re-encrypts."""
+
+    name: str  # what its rows are, for people: "stored versions", "dead letters"...
+    table: Table
+    blob: str
+    aad: Callable[[Row], bytes]
+
+
+VERSIONS = SealedColumn(
+    "stored versions", rv, "body", lambda row: version_aad(row.resource_type, row.resource_id, row.version_id)
+)
 
 
 @dataclass
@@ -29,20 +47,25 @@ class KeyUse:
     kid: str
     active: bool
     retired_at: int | None
-    versions: int
+    rows: dict[str, int] = field(default_factory=dict)  # by SealedColumn name
+
+    @property
+    def versions(self) -> int:
+        return self.rows.get(VERSIONS.name, 0)
 
 
 def rotate_data_key(
-    db: Database, keyring: DataKeyring, cache_seconds: float, batch: int = 500, progress: Callable[[str], None] = lambda _: None
+    db: Database, keyring: DataKeyring, cache_seconds: float, batch: int = 500, progress: Callable[[str], None] = lambda _: None,
+    columns: tuple[SealedColumn, ...] = (VERSIONS,),
 ) -> RotationReport:
     new_kid = db.run_write(lambda conn: keyring.create_key(conn, activate=True))
     activated = time.monotonic()
     done = 0
     while True:
-        moved = _reencrypt_batch(db, keyring, new_kid, batch)
+        moved = sum(_reencrypt_batch(db, keyring, new_kid, batch, column) for column in columns)
         done += moved
         if moved:
-            progress(f"re-encrypted {done} versions")
+            progress(f"re-encrypted {done} rows")
         elif time.monotonic() - activated > cache_seconds:
             break
         else:
@@ -57,40 +80,32 @@ def rotate_data_key(
     return RotationReport(new_kid, done)
 
 
-def _reencrypt_batch(db: Database, keyring: DataKeyring, new_kid: str, batch: int) -> int:
-    return db.run_write(lambda conn: _reencrypt_rows(conn, db, keyring, new_kid, batch))
+def _reencrypt_batch(db: Database, keyring: DataKeyring, new_kid: str, batch: int, column: SealedColumn) -> int:
+    return db.run_write(lambda conn: _reencrypt_rows(conn, db, keyring, new_kid, batch, column))
 
 
-def _reencrypt_rows(conn, db: Database, keyring: DataKeyring, new_kid: str, batch: int) -> int:
-    stmt = (
-        select(rv.c.resource_type, rv.c.resource_id, rv.c.version_id, rv.c.key_id, rv.c.body)
-        .where(rv.c.key_id.is_not(None), rv.c.key_id != new_kid)
-        .limit(batch)
-    )
+def _reencrypt_rows(conn, db: Database, keyring: DataKeyring, new_kid: str, batch: int, column: SealedColumn) -> int:
+    table = column.table
+    stmt = select(table).where(table.c.key_id.is_not(None), table.c.key_id != new_kid).limit(batch)
     if not db.is_sqlite:
         stmt = stmt.with_for_update(skip_locked=True)  # several rotators never fight over a row
     rows = conn.execute(stmt).all()
     for row in rows:
-        aad = version_aad(row.resource_type, row.resource_id, row.version_id)
-        plaintext = keyring.decrypt(conn, row.key_id, row.body, aad)
+        aad = column.aad(row)
+        plaintext = keyring.decrypt(conn, row.key_id, getattr(row, column.blob), aad)
         kid, blob = keyring.encrypt_with(conn, new_kid, plaintext, aad)
-        conn.execute(
-            update(rv)
-            .where(
-                rv.c.resource_type == row.resource_type,
-                rv.c.resource_id == row.resource_id,
-                rv.c.version_id == row.version_id,
-                rv.c.key_id == row.key_id,
-            )
-            .values(key_id=kid, body=blob)
-        )
+        same_row = [c == getattr(row, c.name) for c in table.primary_key.columns]
+        conn.execute(update(table).where(*same_row, table.c.key_id == row.key_id).values({"key_id": kid, column.blob: blob}))
     return len(rows)
 
 
-def key_status(db: Database) -> list[KeyUse]:
+def key_status(db: Database, columns: tuple[SealedColumn, ...] = (VERSIONS,)) -> list[KeyUse]:
     def read(conn):
-        counts = dict(conn.execute(select(rv.c.key_id, func.count()).group_by(rv.c.key_id)).all())
+        counts = {
+            column.name: dict(conn.execute(select(column.table.c.key_id, func.count()).group_by(column.table.c.key_id)).all())
+            for column in columns
+        }
         return counts, conn.execute(select(data_keys).order_by(data_keys.c.created_at)).all()
 
     counts, keys = db.run_read(read)
-    return [KeyUse(k.kid, k.active, k.retired_at, counts.get(k.kid, 0)) for k in keys]
+    return [KeyUse(k.kid, k.active, k.retired_at, {name: used.get(k.kid, 0) for name, used in counts.items()}) for k in keys]

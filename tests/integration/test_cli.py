@@ -1,5 +1,6 @@
 """The `gateway` command as an operator uses it: real processes, real files."""
 
+import re
 import threading
 
 import httpx2 as httpx
@@ -119,7 +120,8 @@ def test_keys_rotate_runs_beside_a_serving_gateway(env, tmp_path):
         active = [line for line in status if "active" in line]
         retired = [line for line in status if "retired" in line]
         assert len(active) == 1 and len(retired) == 1
-        assert retired[0].endswith(" 0 stored versions")
+        assert "0 stored versions" in retired[0] and "0 signing keys" in retired[0]
+        assert set(re.findall(r"(\d+) [a-z]", retired[0].split("retired", 1)[1])) == {"0"}  # nothing left under it
         for rid in ids:
             assert httpx.get(f"{server.url}/fhir/Patient/{rid}", headers=token).status_code == 200
     finally:

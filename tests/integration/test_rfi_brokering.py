@@ -10,6 +10,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from gateway.cases import information_requests
 from gateway.connectors import topics
 from gateway.connectors.transport import CORRELATION_ID, EVENT
 from gateway.domain.risk import RiskDetermination
@@ -178,6 +179,16 @@ def test_an_overdue_rfi_is_told_to_the_requester_and_the_lead_agency_once(servic
     [header] = [e["resource"] for e in overdue[1][2]["entry"]]
     assert header["resourceType"] == "MessageHeader" and header["focus"] == [{"reference": "Task/rfi-1"}]
 
+
+def test_every_open_rfi_is_looked_at_for_being_overdue_however_many_there_are(services, case, monkeypatch):
+    monkeypatch.setattr(information_requests, "OVERDUE_PAGE", 2)  # five open RFIs: three pages
+    requests = [cases.request(f"rfi-{i}", requester="qps", target="qh", urgent=i % 2 == 0) for i in range(5)]
+    services.inbound.process([cases.message(MessageEvent.RFI_REQUEST, "qps", "qh", r) for r in requests])
+    services.rfis.clock = lambda: NOW + timedelta(hours=5)  # the three urgent ones are past their 4 hours
+
+    assert services.db.run_write(services.rfis.mark_overdue) == 3
+    assert {i for i in range(5) if task(services, f"rfi-{i}").get("businessStatus", {}).get("text") == "overdue"} == {0, 2, 4}
+    assert services.db.run_write(services.rfis.mark_overdue) == 0
 
 def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(services, case):
     rfi = cases.request("rfi-1", target="newcomer")

@@ -6,7 +6,9 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from gateway.bootstrap import build_services
+from gateway.bootstrap import build_services, sealed_columns
+from gateway.connectors import topics
+from gateway.connectors.transport import MESSAGE_ID, DeliveredMessage, OutgoingMessage
 from gateway.settings import Settings
 from gateway.store.encryption import DataKeyError, generate_kek
 from gateway.store.key_rotation import key_status, rotate_data_key
@@ -86,3 +88,33 @@ def test_key_rotation_reencrypts_everything_while_the_api_keeps_serving(client, 
     assert status[old_kid].versions == 0 and status[old_kid].retired_at is not None
     for rid in created + during:
         assert client.get(f"/fhir/Patient/{rid}").status_code == 200
+
+
+def test_key_rotation_reencrypts_the_messages_and_keys_sealed_beside_the_records(services):
+    queue = services.transport
+    queue.create_topics([topics.inbound("qps"), topics.outbound("qps")], partitions=1)
+    queue.publish([OutgoingMessage(topics.inbound("qps"), "case-1", b"queued for the gateway", {MESSAGE_ID: "m-queued"})])
+    services.db.run_write(lambda conn: services.outbox.add(
+        conn, OutgoingMessage(topics.outbound("qps"), "case-1", b"waiting in the outbox", {MESSAGE_ID: "m-outbox"})))
+    refused = DeliveredMessage(topics.inbound("qps"), 0, 99, "case-1", b"held as a dead letter", {MESSAGE_ID: "m-dead"})
+    services.db.run_write(lambda conn: services.dead_letters.add(conn, refused, "malformed", "not a Bundle"))
+    kid_before = services.identity.signing.signer().thumbprint()
+    (old,) = key_status(services.db, sealed_columns())
+    assert all(old.rows[name] for name in ("outbox messages", "queued messages", "dead letters", "signing keys"))
+
+    report = rotate_data_key(services.db, services.keyring, cache_seconds=0, columns=sealed_columns())
+
+    status = {k.kid: k for k in key_status(services.db, sealed_columns())}
+    assert set(status[old.kid].rows.values()) == {0}  # nothing is left under the retired key
+    assert sum(status[report.new_kid].rows.values()) == sum(old.rows.values()) == report.reencrypted
+    # and everything still opens under the new one, bound to its row
+    services.identity.signing._signer = None
+    assert services.identity.signing.signer().thumbprint() == kid_before
+    services.relay.relay_once()  # the outbox message and the dead letter's copy, published on the embedded queue
+    published = queue.read(topics.outbound("qps"), {}, 10)
+    assert [m.value for m in published] == [b"waiting in the outbox"]
+    assert [m.value for m in queue.read(topics.DEAD_LETTER, {}, 10)] == [b"held as a dead letter"]
+    [letter] = services.db.run_read(lambda conn: services.dead_letters.list(conn))
+    assert services.db.run_write(lambda conn: services.dead_letters.replay(conn, letter.id))  # opens the dead letter itself
+    services.relay.relay_once()
+    assert [m.value for m in queue.read(topics.inbound("qps"), {}, 10)] == [b"queued for the gateway", b"held as a dead letter"]

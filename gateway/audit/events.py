@@ -28,7 +28,7 @@ class DecidedItem:
     """One item a read or search decided: which version, whose, about whom, and the decision."""
 
     entity: dict  # reference to the resource version
-    holder_id: str
+    holder_id: str | None  # None: no agency holds it (refused for that reason)
     subject_id: str
     request: DecisionRequest
     decision: Decision
@@ -70,7 +70,7 @@ def record_release_event(event_id: str, interaction: str, recipient_id: str, ite
     """What one FHIR `interaction` (read, vread, search-type, history-instance...) released to
     `recipient_id` and what it withheld. Outcome 0 when every item was released, 4 otherwise."""
     refused = sum(not item.decision.releases for item in items)
-    holders = dict.fromkeys(item.holder_id for item in items)
+    holders = dict.fromkeys(item.holder_id for item in items if item.holder_id)
     subjects = dict.fromkeys(item.subject_id for item in items)
     return {
         "resourceType": "AuditEvent",

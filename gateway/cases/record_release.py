@@ -68,7 +68,7 @@ DEFAULT_CATEGORY = {
     "Flag": InformationCategory.RISK_ASSESSMENT,
     "QuestionnaireResponse": InformationCategory.RISK_ASSESSMENT,
 }
-LOCATION_ELEMENTS = ("address", "telecom", "contact")  # of a Patient
+LOCATION_ELEMENTS = ("address", "telecom", "contact")  # of a Patient (and its narrative, when they are cut)
 FREE_TEXT = ("text", "note")  # what permit-with-redaction always takes out: prose cannot be cut apart safely
 VICTIM_SURVIVORS = (SubjectRole.ADULT_VICTIM_SURVIVOR, SubjectRole.CHILD_VICTIM_SURVIVOR)
 REDACTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "REDACTED", "display": "redacted"}
@@ -169,7 +169,7 @@ class AgencyRelease:
         rfi = _is_rfi(resource)
         parties = (_reference_id(resource, "requester"), _reference_id(resource, "owner")) if rfi else ()
         holder = (parties[0] if rfi else version.holder) or context.team.lead_agency()
-        if self.agency_id in parties or holder == self.agency_id or holder is None:
+        if self.agency_id in parties or holder == self.agency_id:
             return version  # its own record (or an RFI it is party to: decided when it was answered)
         decided = self._decide_record(conn, version, resource, context, holder, subject)
         if isinstance(decided, WithheldRecord):
@@ -185,7 +185,7 @@ class AgencyRelease:
         return dataclasses.replace(version, body=orjson.dumps(resource))
 
     def _decide_record(
-        self, conn: Connection, version: StoredVersion, resource: dict, context: ReleaseContext, holder: str, subject: str
+        self, conn: Connection, version: StoredVersion, resource: dict, context: ReleaseContext, holder: str | None, subject: str
     ) -> list[str] | WithheldRecord:
         """Decide each of the record's categories; the elements taken out, or why it is withheld."""
         excluded = frozenset(_labels(resource, ExcludedInformation))
@@ -204,7 +204,7 @@ class AgencyRelease:
         return removed
 
     def _location(
-        self, conn: Connection, version: StoredVersion, resource: dict, context: ReleaseContext, holder: str, subject: str
+        self, conn: Connection, version: StoredVersion, resource: dict, context: ReleaseContext, holder: str | None, subject: str
     ) -> list[str]:
         present = [name for name in LOCATION_ELEMENTS if name in resource]
         if not present:
@@ -212,15 +212,17 @@ class AgencyRelease:
         role = context.roles.get(subject, SubjectRole.THIRD_PARTY)
         category = InformationCategory.VICTIM_SURVIVOR_LOCATION if role in VICTIM_SURVIVORS else InformationCategory.WHEREABOUTS
         decision = self._decide(conn, version, context, holder, subject, category, frozenset(_labels(resource, ExcludedInformation)))
-        return [] if decision.releases else _cut(resource, present)
+        # the narrative is cut too: a generated one repeats the address
+        return [] if decision.releases else _cut(resource, present + ["text"])
 
     def _decide(
-        self, conn: Connection, version: StoredVersion, context: ReleaseContext, holder_id: str, subject: str,
+        self, conn: Connection, version: StoredVersion, context: ReleaseContext, holder_id: str | None, subject: str,
         category: InformationCategory, excluded: frozenset,
     ) -> Decision:
         at = self.release.clock()
         member = context.team.member(self.agency_id)
-        recipient, holder = self._agency(conn, self.agency_id), self._agency(conn, holder_id)
+        recipient = self._agency(conn, self.agency_id)
+        holder = self._agency(conn, holder_id) if holder_id else Party(AgencyType.OTHER)
         request = DecisionRequest(
             jurisdiction=context.jurisdiction, purpose=PURPOSE, requester=recipient, releaser=holder,
             subject_role=context.roles.get(subject, SubjectRole.THIRD_PARTY), category=category, excluded=excluded,
@@ -231,6 +233,11 @@ class AgencyRelease:
             decision = _refusal("confidentiality-not-acknowledged", (
                 f"Agency {self.agency_id} observes the case or has not acknowledged confidentiality; "
                 "information about people is shared only with team members who have"
+            ))
+        elif holder_id is None:
+            decision = _refusal("holder-unknown", (
+                "No agency holds this record: the gateway wrote it and the case has no lead agency. "
+                "It is released once the team names a lead agency"
             ))
         elif recipient.id is None or holder.id is None:
             decision = _refusal("agency-not-registered", "The recipient or the holder of the record is not a registered agency")

@@ -34,7 +34,7 @@ from gateway.domain.vocabulary import (
     SubjectRole,
     WithheldReason,
 )
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.fhir.search import parse_search
 from gateway.mappings import care_team, consent, episode, organization, patient
 from gateway.mappings.common import read_code
@@ -117,7 +117,7 @@ class CaseReader:
         if found is None:
             raise NotFound(f"Case {case_id} does not exist")
         record = episode.from_fhir(found)
-        roles = {pid: patient.from_fhir(self.resource(conn, "Patient", pid)).role for pid in record.people_ids}
+        roles = {pid: patient.role_of(self.resource(conn, "Patient", pid) or {}) for pid in record.people_ids}
         newest: dict[str, ConsentRecord] = {}
         subjects = ",".join(f"Patient/{pid}" for pid in record.people_ids)
         for c in self.search(conn, "Consent", [("patient", subjects)]) if subjects else ():
@@ -136,7 +136,10 @@ class CaseReader:
         )
 
     def team(self, conn: Connection, case_id: str) -> Team:
-        return care_team.from_fhir(self.resource(conn, "CareTeam", f"{case_id}-team"))
+        found = self.resource(conn, "CareTeam", f"{case_id}-team")
+        if found is None:  # deleted: nobody can be said to be on the case, so nothing is released on it
+            raise Conflict(f"Case {case_id} has no team (CareTeam/{case_id}-team is deleted); restore it to share on this case")
+        return care_team.from_fhir(found)
 
     def _current_risk(self, conn: Connection, victim_id: str) -> RiskLevel | None:
         """The newest multi-agency determination, else the newest practitioner's (3A Part 3 comes later)."""

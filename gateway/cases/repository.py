@@ -5,6 +5,7 @@ aggregate is rebuilt from the EpisodeOfCare, its Patients, CareTeam, form respon
 Consents, changed by one command, and only the resources whose content changed are written.
 """
 
+import orjson
 from sqlalchemy import Connection
 
 from gateway.domain.agencies import Agency
@@ -72,7 +73,20 @@ class CaseRepository:
 
     def save(self, conn: Connection, case: MultiAgencyCase) -> int:
         """Write every resource of the case whose content changed; return how many were written."""
-        return sum(self.store.write_if_changed(conn, r, index_entries(r)) for r in case_resources(case))
+        written = 0
+        for resource in case_resources(case):
+            self._keep_labels(conn, resource)
+            written += self.store.write_if_changed(conn, resource, index_entries(resource))
+        return written
+
+    def _keep_labels(self, conn: Connection, resource: dict) -> None:
+        """The domain knows nothing of security labels, so a rewrite from it keeps the ones its
+        holder put on the stored record (an excluded-information label must not be lost because
+        another team member recorded a meeting)."""
+        stored = self.store.current(conn, resource["resourceType"], resource["id"])
+        labels = orjson.loads(stored.body).get("meta", {}).get("security") if stored and not stored.deleted else None
+        if labels:
+            resource.setdefault("meta", {})["security"] = labels
 
 
 def _task_type(task: dict) -> str | None:

@@ -87,7 +87,10 @@ class FhirService:
         self._allow(resource_type, "create")
         data = self.accept(parse_json(body), resource_type)
         index = index_entries(data)  # computed here, so the single SQLite writer does SQL only
-        return await self.db.write(lambda conn: self.create_in(conn, data, base, if_none_exist, index=index))
+        if not if_none_exist:
+            return await self.db.write(lambda conn: self.create_in(conn, data, base, index=index))
+        async with self.recorded("create"):  # a match is answered as a read of it would be
+            return await self.db.write(lambda conn: self.create_in(conn, data, base, if_none_exist, index=index))
 
     async def update(self, resource_type: str, resource_id: str, body: bytes, base: str, if_match: str | None) -> FhirResponse:
         require_supported_type(resource_type)
@@ -206,8 +209,8 @@ class FhirService:
         self._allow(resource_type, "create")
         if if_none_exist:
             existing = self._conditional_match(conn, resource_type, if_none_exist)
-            if existing is not None:
-                return _resource_response(200, existing, base)
+            if existing is not None:  # released as a read of it would be (403 if withheld)
+                return _resource_response(200, self._released(conn, existing), base)
         new_id = resource_id or str(uuid.uuid4())
         written = self.store.write(
             conn, data, resource_type, new_id, index if index is not None else index_entries(data),

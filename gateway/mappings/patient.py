@@ -29,6 +29,15 @@ def to_fhir(person: Person) -> dict:
     )
 
 
+def role_of(resource: dict) -> SubjectRole:
+    """The person's role on the case; one the record does not state counts as a third party's,
+    whose information the schemes guard most closely."""
+    try:
+        return read_code(ext_value(resource, "subject-role"), SubjectRole) or SubjectRole.THIRD_PARTY
+    except (ValueError, TypeError, KeyError):
+        return SubjectRole.THIRD_PARTY
+
+
 def from_fhir(resource: dict) -> Person:
     age = ext_value(resource, "age")
     status = ext_value(resource, "indigenous-status")

@@ -7,6 +7,7 @@ would, over HTTP with its own token, and checks what is served, what the respons
 out, and the AuditEvent a privacy officer finds for it.
 """
 
+import dataclasses
 from datetime import date
 
 import orjson
@@ -280,3 +281,58 @@ def test_an_observer_reads_the_case_summary_without_its_risk_history(client, as_
     assert "acknowledged confidentiality" in courts["withheld"][0]["explanation"]
     assert police["risk_history"] == client.get(f"/api/v1/cases/{CASE}").json()["risk_history"]  # a serious threat: released
     assert police["withheld"] == []
+
+
+def test_a_record_nobody_holds_is_not_released_when_the_team_names_no_lead(client, as_agency):
+    team = client.get(f"/fhir/CareTeam/{CASE}-team").json()
+    for participant in team["participant"]:  # the gateway wrote the case: its lead agency held it
+        participant["role"] = [r for r in participant["role"] if r["coding"][0]["code"] != "lead-agency"]
+    assert client.put(f"/fhir/CareTeam/{CASE}-team", content=orjson.dumps(team), headers=FHIR_JSON).status_code == 200
+
+    assert "no lead agency" in suppressed(client.get("/fhir/Patient/vs-mai", headers=as_agency("qps")))
+    assert "acknowledged confidentiality" in suppressed(client.get("/fhir/Patient/vs-mai", headers=as_agency("courts")))
+    [event] = release_events(client, "qps")
+    assert [details(e)["rule"] for e in event["entity"] if e.get("detail")] == ["holder-unknown"]
+
+
+def test_a_conditional_create_answers_a_withheld_match_as_a_read_would(client, as_agency):
+    created = client.post("/fhir/Observation", content=orjson.dumps(police_intelligence(ExcludedInformation.PREJUDICE_INVESTIGATION)),
+                          headers={**FHIR_JSON, **as_agency("qps")})
+    intel_id = created.json()["id"]
+    probe = {**police_intelligence(), "valueString": "anything"}
+
+    answer = client.post("/fhir/Observation", content=orjson.dumps(probe),
+                         headers={**FHIR_JSON, **as_agency("qh"), "If-None-Exist": f"_id={intel_id}"})
+
+    assert "excluded-information" in suppressed(answer) and "under investigation" not in answer.text
+    [event] = release_events(client, "qh")
+    assert (event["subtype"][0]["code"], event["outcome"]) == ("create", "4")
+
+
+def test_a_case_command_keeps_the_labels_its_holder_put_on_a_form(services, client, as_agency):
+    form = client.get(f"/fhir/QuestionnaireResponse/{CASE}-3a").json()
+    write(services, {**form, "meta": {"security": [coding(ExcludedInformation.PREJUDICE_INVESTIGATION)]}}, holder="dfv-logan")
+    case = services.db.run_read(lambda conn: services.cases.repository.load(conn, CASE))
+    case.referral = dataclasses.replace(case.referral, referral_contact="Coordinator on 07 3000 0000")  # the 3A changes
+
+    assert services.db.run_write(lambda conn: services.cases.repository.save(conn, case)) >= 1
+
+    stored = client.get(f"/fhir/QuestionnaireResponse/{CASE}-3a").json()
+    assert stored["meta"]["versionId"] == "3" and coding(ExcludedInformation.PREJUDICE_INVESTIGATION)["code"] in {
+        s["code"] for s in stored["meta"]["security"]}
+    assert "excluded-information" in suppressed(client.get(f"/fhir/QuestionnaireResponse/{CASE}-3a", headers=as_agency("qps")))
+
+
+def test_a_person_recorded_without_a_role_counts_as_a_third_party_and_breaks_nothing(services, client, as_agency):
+    dan = client.get("/fhir/Patient/puv-dan").json()
+    bare = {k: v for k, v in dan.items() if k not in ("extension", "meta")} | {"name": [{"family": "Nguyen", "given": ["Dan"]}]}
+    assert client.put("/fhir/Patient/puv-dan", content=orjson.dumps(bare), headers=FHIR_JSON).status_code == 200
+
+    answer = client.get("/fhir/Patient/vs-mai", headers=as_agency("qps"))
+
+    assert answer.status_code == 200, answer.text  # her record is decided as before; his unstated role is no fault
+    read = client.get("/fhir/Patient/puv-dan", headers=as_agency("qps"))
+    assert read.status_code == 200  # a serious threat: QLD Part 5A permits for a third party too
+    [event] = [e for e in release_events(client, "qps") if "Patient/puv-dan/_history/2" in str(e["entity"])]
+    roles = {tuple(c["code"] for c in e["securityLabel"])[1] for e in event["entity"] if e.get("detail")}
+    assert roles == {"third-party"}

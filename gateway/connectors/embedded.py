@@ -180,12 +180,12 @@ class DatabaseQueue(Transport):
 
     # -- retention ----------------------------------------------------------------------------
 
-    def trim(self, conn: Connection, passed: Mapping[Position, int], published_before_us: int, limit: int = TRIM_BATCH) -> int:
+    def trim(self, conn: Connection, passed: Mapping[Position, int], published_before_us: int, limit: int | None = None) -> int:
         """Delete messages that every reader has passed (`passed`: each partition's lowest next
         offset over its readers) and that were published before `published_before_us`; at most
-        `limit` per partition, oldest first. A partition no reader has a position on keeps
+        `limit` (TRIM_BATCH) per partition, oldest first. A partition no reader has a position on keeps
         everything: nobody has read it, so nothing in it may be dropped."""
-        trimmed = 0
+        trimmed, limit = 0, limit or TRIM_BATCH
         for (topic, partition), next_offset in passed.items():
             oldest = conn.execute(
                 select(qm.c.offset, qm.c.published_at)

@@ -14,6 +14,7 @@ from gateway.messaging.retention import QueueRetention
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.worker")
+TRIM_ROUNDS = 20  # trims per housekeeping tick at most
 
 
 class MessagingWorker:
@@ -59,8 +60,19 @@ class MessagingWorker:
             if marked := self._write("overdue check", self.rfis.mark_overdue):
                 log.info("%d RFIs newly overdue; requesters and lead agencies told", marked)
                 self.relay.wake()
-            if self.retention is not None and (trimmed := self._write("trimming the queue", self.retention.trim)):
-                log.info("%d queued messages past their retention, read by every reader, deleted", trimmed)
+            if self.retention is not None:
+                self._trim()
+
+    def _trim(self) -> None:
+        """Short transactions of at most TRIM_BATCH per partition, until nothing more is due (or
+        TRIM_ROUNDS of them: a backlog is worked off over several ticks, the writer never held long)."""
+        trimmed = 0
+        for _ in range(TRIM_ROUNDS):
+            if self._stop.is_set() or not (deleted := self._write("trimming the queue", self.retention.trim)):
+                break
+            trimmed += deleted
+        if trimmed:
+            log.info("%d queued messages past their retention, read by every reader, deleted", trimmed)
 
     def _write(self, what: str, job) -> int:
         try:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.bootstrap import build_services
-from gateway.connectors import topics
+from gateway.connectors import embedded, topics
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, TransportError
 from gateway.domain.vocabulary import MessageEvent
 from gateway.messaging import outbox as outbox_module
@@ -285,10 +285,11 @@ def test_the_embedded_queue_forgets_only_what_every_reader_has_passed_and_the_re
     assert services.db.run_write(QueueRetention(queue, retention_hours=24).trim) == 0
 
 
-def test_a_running_gateway_trims_its_queue_on_each_housekeeping_tick(services):
+def test_a_running_gateway_trims_its_queue_on_each_housekeeping_tick(services, monkeypatch):
+    monkeypatch.setattr(embedded, "TRIM_BATCH", 2)  # a backlog of five: three short transactions in one tick
     queue = services.transport
     queue.create_topics([topics.inbound("qps")], partitions=1)
-    queue.publish([OutgoingMessage(topics.inbound("qps"), "case-1", b"not a Bundle", {MESSAGE_ID: "m-old"})])
+    queue.publish([OutgoingMessage(topics.inbound("qps"), "case-1", b"not a Bundle", {MESSAGE_ID: f"m-old-{i}"}) for i in range(5)])
     services.db.run_write(lambda conn: conn.execute(update(queue_messages).values(published_at=0)))
     worker = services.worker(overdue_every=0.05)  # the inbound loop reads and commits it; housekeeping trims it
     inbound = select(queue_messages).where(queue_messages.c.topic == topics.inbound("qps"))
@@ -303,4 +304,4 @@ def test_a_running_gateway_trims_its_queue_on_each_housekeeping_tick(services):
 
     assert services.db.run_read(lambda conn: conn.execute(inbound).first()) is None
     # its dead-letter copy stays: on the embedded queue nobody reads fv.dead-letter (the table is what operators use)
-    assert services.db.run_read(lambda conn: conn.execute(select(queue_messages.c.topic)).scalars().all()) == [topics.DEAD_LETTER]
+    assert services.db.run_read(lambda conn: conn.execute(select(queue_messages.c.topic)).scalars().all()) == [topics.DEAD_LETTER] * 5

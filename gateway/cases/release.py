@@ -38,7 +38,7 @@ from gateway.errors import Conflict, NotFound
 from gateway.fhir.search import parse_search
 from gateway.mappings import care_team, consent, episode, organization, patient
 from gateway.mappings.common import read_code
-from gateway.store.resources import ResourceStore
+from gateway.store.resources import ResourceStore, every_match
 
 SERIOUS = (RiskLevel.IMMINENT, RiskLevel.HIGH)
 
@@ -81,13 +81,7 @@ class CaseReader:
         """Every match, a page at a time, in id order: what the caller changes between pages
         (its lastUpdated) moves nothing, so none is skipped or seen twice."""
         query = parse_search(resource_type, params + [("_sort", "_id")])
-        query.count, query.with_total = page, False
-        while True:
-            found = self.store.search(conn, query)[0]
-            yield from (orjson.loads(v.body) for v in found)
-            if len(found) < page:
-                return
-            query.offset += page
+        return (orjson.loads(v.body) for v in every_match(self.store, conn, query, page))
 
     def agency(self, conn: Connection, agency_id: str, memo: dict | None = None) -> Agency:
         key = ("Organization", agency_id)

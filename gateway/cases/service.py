@@ -7,6 +7,7 @@ and a referral must put the agency on the team it creates.
 """
 
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -127,9 +128,7 @@ class CaseService:
             withholding = self.screen.withholding(conn, case) if self.screen is not None else Withholding()
             return summarise(case, types, self.clock(), withholding)
 
-        if self.screen is None:
-            return await self.db.read(job)
-        async with self.screen.recorded(self.db, "read"):
+        async with self.screen.recorded(self.db, "read") if self.screen is not None else nullcontext():
             return await self.db.read(job)
 
     async def _change(self, case_id: str, change: Callable[[Connection, MultiAgencyCase], None]) -> MultiAgencyCase:

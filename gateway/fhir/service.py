@@ -31,7 +31,7 @@ from gateway.fhir.validation import parse_json, require_supported_type, require_
 from gateway.fhir.withheld import Screened, Withheld
 from gateway.store.agency_store import AgencyStore
 from gateway.store.database import Database
-from gateway.store.resources import ResourceStore, StoredVersion
+from gateway.store.resources import ResourceStore, StoredVersion, every_match
 
 _ETAG = re.compile(r'^(W/)?"?(\d+)"?$')
 # Patient/$everything: the types about a person the gateway stores, and the parameter naming the person
@@ -160,21 +160,13 @@ class FhirService:
                 raise NotFound(f"Patient/{patient_id} does not exist")
             versions = [found]
             for kind, param in kinds:
-                versions += self._all_found(conn, parse_search(kind, [(param, f"Patient/{patient_id}"), ("_sort", "_lastUpdated")]))
+                query = parse_search(kind, [(param, f"Patient/{patient_id}"), ("_sort", "_lastUpdated")])
+                versions += every_match(self.store, conn, query, EXPORT_PAGE)
             return self._screened(conn, versions)
 
         async with self.recorded("operation"):
             screened = await self.db.read(job)
         return FhirResponse(200, bundles.searchset(base, screened.released, len(screened.released), {}, screened.withheld))
-
-    def _all_found(self, conn: Connection, query: SearchQuery) -> list[StoredVersion]:
-        query.count, query.with_total, found = EXPORT_PAGE, False, []
-        while True:
-            page, _ = self.store.search(conn, query)
-            found += page
-            if len(page) < query.count:
-                return found
-            query.offset += query.count
 
     def _may(self, resource_type: str, interaction: str) -> bool:
         return self.policy is None or self.policy.caller.scopes.allows(resource_type, interaction)

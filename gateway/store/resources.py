@@ -6,7 +6,7 @@ reads decrypt those bytes and serve them as they are, never re-serialising a mod
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, not_, or_, select, update
@@ -229,6 +229,19 @@ class _VersionRow(NamedTuple):
     key_id: str | None
     body: bytes | None
     holder: str | None
+
+
+def every_match(store: "ResourceStore", conn: Connection, query: SearchQuery, page: int = 500) -> Iterator[StoredVersion]:
+    """Every match of `query` (on a ResourceStore or an AgencyStore), read `page` at a time: for
+    jobs that must see them all, never a first page only. Sort the query by something the job does
+    not change (`_id`) if it writes between pages."""
+    query.count, query.with_total = page, False
+    while True:
+        found, _ = store.search(conn, query)
+        yield from found
+        if len(found) < page:
+            return
+        query.offset += page
 
 
 def content_of(resource: dict) -> dict:

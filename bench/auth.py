@@ -155,8 +155,11 @@ def read_apps(services):
         app = create_app(services)
         if endpoint is not None:  # in the read route's own place: routing costs the same in every variant
             endpoint.route_path = fhir_api.read.route_path
-            at = next(i for i, route in enumerate(app.router.routes) if getattr(route, "endpoint", None) is fhir_api.read)
-            app.router.routes[at] = Route(fhir_api.read.route_path, endpoint, methods=["GET"])
+            lane = next(m for m in app.user_middleware if m.cls is fhir_api.FhirLane)
+            lane.kwargs["routes"] = [
+                Route(route.path, endpoint, methods=["GET"]) if route.endpoint is fhir_api.read else route
+                for route in fhir_api.ROUTES
+            ]
         apps[name] = app
     return apps
 

@@ -14,12 +14,12 @@ def create_app(services) -> FastAPI:
     )
     app.state.services = services
     app.include_router(health.router)
-    app.include_router(auth.router)  # before the FHIR routes: /fhir/.well-known/smart-configuration is not a resource
+    app.include_router(auth.router)  # /fhir/.well-known/smart-configuration: not a resource, so not the lane's
     app.include_router(admin.router)
-    app.include_router(messages.router)  # before the FHIR routes: $process-message is an operation, not a type
-    app.router.routes.extend(fhir.routes)
+    app.include_router(messages.router)  # /fhir/$process-message: an operation, which the FHIR lane leaves to FastAPI
     app.include_router(cases.router)
     app.include_router(consent.router)
     errors.install(app)
-    app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)
+    app.add_middleware(fhir.FhirLane)  # the FHIR interactions, ahead of FastAPI's routing (see gateway.api.fhir)
+    app.add_middleware(ObservabilityMiddleware, metrics=services.metrics)  # outermost: ids, metrics, the access log
     return app

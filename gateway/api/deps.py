@@ -47,9 +47,26 @@ def gateway_root(request: Request) -> str:
     root = request.scope.get("gateway.root")
     if root is None:
         configured = request.app.state.services.settings.base_url
-        root = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+        root = configured.rstrip("/") if configured else _request_root(request.scope)
         request.scope["gateway.root"] = root
     return root
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _request_root(scope) -> str:
+    """`str(request.base_url)` without its trailing slash, as Starlette builds it (Host header, else
+    the server address), without building URL objects: they cost as much as the rest of a read's routing."""
+    scheme = scope.get("scheme", "http")
+    root_path = scope.get("root_path", "").rstrip("/")
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return f"{scheme}://{value.decode('latin-1')}{root_path}"
+    if scope.get("server") is None:
+        return root_path
+    host, port = scope["server"]
+    return f"{scheme}://{host}{root_path}" if port == _DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}{root_path}"
 
 
 async def require_caller(request: Request) -> Caller:

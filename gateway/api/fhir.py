@@ -1,9 +1,12 @@
-"""FHIR R4B REST interactions. Each route parses, calls one service function, and returns.
+"""FHIR R4B REST interactions, served by a lean ASGI lane in front of the FastAPI app.
 
-These are plain Starlette routes in the FastAPI app, not FastAPI path operations: FHIR bodies
-are FHIR JSON validated by fhir.resources, the API is described by /fhir/metadata (not OpenAPI),
-and FastAPI's dependency and schema machinery cost about as much as serving a stored resource.
-Errors raised here reach the same exception handlers as every other route.
+Each route parses, calls one service function, and returns. The lane (`FhirLane`) matches
+`/fhir/...` itself and calls the route directly, ahead of FastAPI's router, exception middleware
+and dependency machinery: FHIR bodies are FHIR JSON validated by fhir.resources, the API is
+described by /fhir/metadata (not OpenAPI), and on a stored-resource read that machinery cost
+more than the read itself. What the lane does not serve (the system-level operations such as
+`/fhir/$process-message`, `/fhir/.well-known/...`, and every path outside `/fhir`) goes on to
+the FastAPI app. Errors become OperationOutcomes exactly as there (`gateway.api.errors`).
 
 Every interaction but `GET /fhir/metadata` needs an access token: `_for_caller` verifies it and
 hands the endpoint the FhirService as that caller may use it (scopes per interaction, the
@@ -20,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api.deps import bounded_body, caller_policy, fhir_base, record_refusals, require_media_type
-from gateway.api.errors import FHIR_JSON
+from gateway.api.errors import FHIR_JSON, outcome_response
+from gateway.errors import GatewayError, MethodNotAllowed
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.service import FhirResponse, FhirService
 from gateway.fhir.transactions import process_bundle
@@ -136,7 +140,7 @@ async def vread(request: Request, service: FhirService) -> Response:
 
 
 # Order matters: fixed segments (metadata, _search, _history) before the {id} that would match them.
-routes = [
+ROUTES = [
     Route("/fhir/metadata", metadata, methods=["GET"]),
     Route("/fhir", bundle, methods=["POST"]),
     Route("/fhir/{resource_type}", search, methods=["GET"]),
@@ -150,5 +154,57 @@ routes = [
     Route("/fhir/{resource_type}/{resource_id}/_history", history, methods=["GET"]),
     Route("/fhir/{resource_type}/{resource_id}/_history/{version_id}", vread, methods=["GET"]),
 ]
-for _route in routes:  # the path template labels metrics and the access log (see observability)
+for _route in ROUTES:  # the path template labels metrics and the access log (see observability)
     _route.endpoint.route_path = _route.path
+
+
+class FhirLane:
+    """ASGI middleware: serves the FHIR interactions in `routes`; everything else goes to `app`.
+
+    Routes match as Starlette's router would (the first whose path and method match; a path that
+    matches with another method is a 405). Paths whose first segment after /fhir/ starts with
+    `$` or `.` belong to the FastAPI app (system operations, well-known documents).
+    """
+
+    def __init__(self, app, routes: list[Route] = ROUTES):
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/fhir") or path[6:7] in ("$", "."):
+            return await self.app(scope, receive, send)
+        found = self._route_for(scope["method"], path)
+        if found is None:
+            return await self.app(scope, receive, send)
+        endpoint, scope["path_params"] = found
+        scope["endpoint"] = endpoint
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except GatewayError as error:
+            response = outcome_response(error.status, error.operation_outcome(), getattr(error, "headers", None))
+        await response(scope, receive, send)
+
+    def _route_for(self, method: str, path: str):
+        """(endpoint, path parameters); raises a 405 endpoint's answer when only the method differs."""
+        allowed: list[str] = []
+        for route in self.routes:
+            match = route.path_regex.match(path)
+            if match is None:
+                continue
+            if method in route.methods:
+                return route.endpoint, match.groupdict()
+            allowed.extend(m for m in route.methods if m not in allowed)
+        if not allowed:
+            return None
+        return _not_allowed(method, path, allowed), {}
+
+
+def _not_allowed(method: str, path: str, allowed: list[str]):
+    async def refuse(_request: Request) -> Response:
+        refusal = MethodNotAllowed(f"{method} is not allowed on {path}")
+        return outcome_response(405, refusal.operation_outcome(), {"Allow": ", ".join(allowed)})
+
+    refuse.route_path = "unmatched"
+    return refuse

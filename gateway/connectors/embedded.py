@@ -23,9 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from weakref import WeakKeyDictionary
 
 import orjson
-from sqlalchemy import Connection, delete, event, func, insert, select, union_all
+from sqlalchemy import Connection, delete, func, insert, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 
 from gateway.connectors.transport import MESSAGE_ID, Consumer, DeliveredMessage, OutgoingMessage, Transport, UnknownTopic
 from gateway.store.database import Database
@@ -67,7 +66,7 @@ class DatabaseQueue(Transport):
         self.db = db
         self.keyring = keyring
         self._partitions: dict[str, int] = {}  # topics are never deleted, so this cache never lies
-        self._wakeup = _wakeup_of(db.engine)
+        self._wakeup = _wakeup_of(db)
 
     # -- topics -----------------------------------------------------------------------------
 
@@ -214,35 +213,34 @@ class DatabaseQueue(Transport):
 class _Wakeup:
     """Wakes the readers waiting on one database when a transaction of this process that published ends."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, db: Database):
         self._changed = threading.Condition()
         self.generation = 0  # bumped on every publish, so a waiter never misses one
-        event.listen(engine, "checkin", self._on_checkin)
+        db.on_transaction_end(self._on_end)
 
     def wait(self, seen: int, seconds: float) -> None:
         with self._changed:
             if self.generation == seen:
                 self._changed.wait(seconds)
 
-    def _on_checkin(self, _dbapi_connection, record) -> None:
-        # A connection goes back to the pool only after its transaction ended: a publish is now
-        # visible (or was rolled back, and waking the readers for nothing costs each one read).
-        if record is not None and record.info.pop(PUBLISHED, False):
+    def _on_end(self, info: dict) -> None:
+        # A publish is now visible (or was rolled back, and waking the readers for nothing costs each one read).
+        if info.pop(PUBLISHED, False):
             with self._changed:
                 self.generation += 1
                 self._changed.notify_all()
 
 
-_wakeups: "WeakKeyDictionary[Engine, _Wakeup]" = WeakKeyDictionary()
+_wakeups: "WeakKeyDictionary[Database, _Wakeup]" = WeakKeyDictionary()
 _wakeups_lock = threading.Lock()
 
 
-def _wakeup_of(engine: Engine) -> _Wakeup:
-    # One per engine, not per queue: a publish through any queue on a database wakes them all.
+def _wakeup_of(db: Database) -> _Wakeup:
+    # One per database, not per queue: a publish through any queue on a database wakes them all.
     with _wakeups_lock:
-        wakeup = _wakeups.get(engine)
+        wakeup = _wakeups.get(db)
         if wakeup is None:
-            wakeup = _wakeups[engine] = _Wakeup(engine)
+            wakeup = _wakeups[db] = _Wakeup(db)
         return wakeup
 
 

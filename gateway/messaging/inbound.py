@@ -30,7 +30,8 @@ from gateway.messaging import bundles
 from gateway.messaging.bundles import Message
 from gateway.messaging.dead_letters import DeadLetters
 from gateway.messaging.outbox import COLLECTING, OutboxRelay
-from gateway.store.database import Database, Savepoint
+from gateway.store.database import Database
+from gateway.store.savepoint import Savepoint
 from gateway.store.prepared import Prepared
 from gateway.store.schema import processed_messages
 

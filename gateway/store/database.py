@@ -4,10 +4,10 @@ A job is a function of one connection, run inside one transaction. Callers eithe
 (`run_read`, `run_write`: the CLI and tests) or await it (`read`, `write`: the API's event loop).
 
 SQLite (the embedded default) allows one writer, and every commit in WAL mode with
-synchronous=FULL costs an fsync. So one writer thread runs all write jobs, and takes every job
-that is waiting into the same transaction (group commit): each job runs in its own savepoint,
-so one job's failure rolls back only that job, and a single fsync makes the whole group durable.
-Reads run inline on the event loop: they are short, and WAL lets them proceed beside the writer.
+synchronous=FULL costs an fsync. So write jobs that are waiting share one transaction (group
+commit; see gateway.store.sqlite_writes): on the event loop for the jobs it awaits, on a writer
+thread for everyone else's. Reads run inline on the event loop: they are short, and WAL lets
+them proceed beside the writer.
 
 PostgreSQL runs jobs on a thread pool, one transaction each; it commits concurrent
 transactions in parallel by itself. `advisory_lock` serialises the few check-then-insert paths
@@ -15,12 +15,11 @@ transactions in parallel by itself. `advisory_lock` serialises the few check-the
 """
 
 import asyncio
-import logging
-import queue
+import sqlite3
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -29,24 +28,28 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway.errors import ServiceUnavailable
+from gateway.store.sqlite_writes import LoopWrites, ThreadWrites, WriteConnection
 
 T = TypeVar("T")
 Job = Callable[[Connection], T]
-log = logging.getLogger("gateway.store")
-MAX_GROUP = 64  # write jobs committed together at most
 
 
 class Database:
     def __init__(self, url: str, pool_size: int = 10):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._inline: Connection | None = None  # see _read_inline
+        self._inline_owner: threading.Thread | None = None
+        self._end_listeners: list[Callable[[dict], None]] = []
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url)
-            self._writer: _GroupCommitWriter | None = _GroupCommitWriter(self)
+            self._write_connection = WriteConnection(self.engine, self._transaction_ended)
+            self._writer: ThreadWrites | None = ThreadWrites(self._write_connection, self._translate_errors)
+            self._loop_writes: LoopWrites | None = LoopWrites(self._write_connection, self._writer, self._translate_errors)
             self._pool = None
         else:
             self.engine = _server_engine(self.url, pool_size)
-            self._writer = None
+            self._writer = self._loop_writes = None
             self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db")
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -60,6 +63,8 @@ class Database:
         return self.submit_write(job).result()
 
     async def write(self, job: Job[T]) -> T:
+        if self._loop_writes is not None:
+            return await self._loop_writes.write(job)
         return await asyncio.wrap_future(self.submit_write(job))
 
     def run_read(self, job: Job[T]) -> T:
@@ -68,12 +73,56 @@ class Database:
 
     async def read(self, job: Job[T]) -> T:
         if self._pool is None:
-            return self.run_read(job)
+            return self._read_inline(job)
         return await asyncio.wrap_future(self._pool.submit(self.run_read, job))
 
+    def _read_inline(self, job: Job[T]) -> T:
+        """A read on the event loop (SQLite), on a connection that loop keeps between reads:
+        checking one out of the pool and back cost about as much as a primary-key read.
+        Only the first thread to read inline keeps one (the server's event loop); any other
+        thread's read takes a pooled connection as `run_read` does."""
+        conn = self._inline_connection()
+        if conn is None:
+            return self.run_read(job)
+        try:
+            with self._translate_errors(), conn.begin():
+                return job(conn)
+        except ServiceUnavailable:
+            self._drop_inline_connection()
+            raise
+
+    def _inline_connection(self) -> Connection | None:
+        if self._inline_owner is None:
+            self._inline_owner = threading.current_thread()
+        if self._inline_owner is not threading.current_thread():
+            return None
+        if self._inline is None or self._inline.closed:
+            self._inline = self.engine.connect()
+        return self._inline
+
+    def _drop_inline_connection(self) -> None:
+        conn, self._inline = self._inline, None
+        if conn is not None:
+            with suppress(Exception):  # a broken connection may not close cleanly; it is gone either way
+                conn.invalidate()
+
     def _run_in_transaction(self, job: Job[T]) -> T:
-        with self._translate_errors(), self.engine.begin() as conn:
-            return job(conn)
+        info: dict = {}
+        try:
+            with self._translate_errors(), self.engine.begin() as conn:
+                info = conn.info
+                return job(conn)
+        finally:
+            self._transaction_ended(info)
+
+    def on_transaction_end(self, listener: Callable[[dict], None]) -> None:
+        """Call `listener(info)` once each write transaction has ended (committed or not), with its
+        connection's `info`, where a job can leave word for it (as the embedded queue's publishes do)."""
+        self._end_listeners.append(listener)
+
+    def _transaction_ended(self, info: dict) -> None:
+        for listener in self._end_listeners:
+            listener(info)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -87,9 +136,14 @@ class Database:
 
     def dispose(self) -> None:
         if self._writer is not None:
+            self._loop_writes.stop()
             self._writer.stop()
+            self._write_connection.drop()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         self.engine.dispose()
 
     @contextmanager
@@ -100,110 +154,6 @@ class Database:
             if exc.connection_invalidated or _is_unreachable(exc):
                 raise ServiceUnavailable("The database is unreachable; retry shortly") from exc
             raise
-
-
-class _GroupCommitWriter:
-    """The single SQLite writer: runs waiting jobs together in one transaction."""
-
-    def __init__(self, db: Database):
-        self._db = db
-        self._jobs: "queue.SimpleQueue[tuple[Job, Future] | None]" = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def submit(self, job: Job[T]) -> "Future[T]":
-        future: Future = Future()
-        self._ensure_started()
-        self._jobs.put((job, future))
-        return future
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _ensure_started(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
-                    self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            first = self._jobs.get()
-            if first is None:
-                return
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    item = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._jobs.put(None)  # stop after this group
-                    break
-                group.append(item)
-            self._commit_group(group)
-
-    def _commit_group(self, group: list) -> None:
-        results: list[tuple[Future, object, BaseException | None]] = []
-        try:
-            with self._db._translate_errors(), self._db.engine.connect() as conn:
-                with conn.execution_options(sqlite_begin="IMMEDIATE").begin():
-                    if len(group) == 1:  # alone, a failing job may take the whole transaction down
-                        job, future = group[0]
-                        results.append((future, job(conn), None))
-                    else:
-                        for job, future in group:
-                            results.append((future, *_run_in_savepoint(conn, job)))
-        except BaseException as exc:  # nothing of the group was committed
-            if len(group) > 1:
-                log.error("write group of %d failed to commit: %s", len(group), type(exc).__name__)
-            for _job, future in group:
-                future.set_exception(exc)
-            return
-        for future, value, error in results:
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
-
-
-class Savepoint:
-    """A savepoint in plain SQL on the transaction's DBAPI cursor. SQLAlchemy's begin_nested
-    compiles a new SAVEPOINT statement each time (a fresh name) and its bookkeeping costs more than
-    the savepoint itself (about 8% of the writer's time under inbound load); nothing relies on it."""
-
-    def __init__(self, conn: Connection, name: str = "job"):
-        self._name = name
-        self._cursor = conn.connection.dbapi_connection.cursor()
-        self._cursor.execute(f"SAVEPOINT {name}")
-
-    def release(self) -> None:
-        self._cursor.execute(f"RELEASE SAVEPOINT {self._name}")
-        self._cursor.close()
-
-    def rollback(self, quietly: bool = False) -> None:
-        """`quietly`: the whole transaction is failing anyway, and the connection may be gone."""
-        try:
-            self._cursor.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
-            self.release()
-        except Exception:
-            if not quietly:
-                raise
-
-
-def _run_in_savepoint(conn: Connection, job: Job) -> tuple[object, BaseException | None]:
-    savepoint = Savepoint(conn)
-    try:
-        value = job(conn)
-    except Exception as exc:  # this job alone is rolled back; its caller gets the error
-        savepoint.rollback()
-        return None, exc
-    savepoint.release()
-    return value, None
 
 
 def _is_unreachable(exc: DBAPIError) -> bool:
@@ -226,8 +176,13 @@ def _sqlite_engine(url) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the DBAPI connection itself: through exec_driver_sql, SQLAlchemy's statement
+        # machinery cost more than the BEGIN (it ran once per read and once per write group).
+        statement = f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'DEFERRED')}"
+        try:
+            conn.connection.dbapi_connection.execute(statement)
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it, so callers see one kind of error
+            raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
 
     return engine
 

@@ -2,9 +2,11 @@
 
 import asyncio
 import threading
+import time
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.store.database import Database
 
@@ -29,6 +31,23 @@ def texts(db):
 
 
 def test_a_failing_job_is_rolled_back_alone_while_its_neighbours_commit(db):
+    """Jobs awaited together on the event loop share one transaction, each in its own savepoint."""
+
+    def half_then_fail(conn):
+        conn.execute(insert(notes).values(text="half"))
+        raise ValueError("refused")
+
+    async def scenario():
+        jobs = (note("a"), half_then_fail, note("b"))
+        return await asyncio.gather(*(db.write(job) for job in jobs), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert isinstance(results[1], ValueError) and results[0] is not None and results[2] is not None
+    assert texts(db) == ["a", "b"]
+
+
+def test_a_failing_job_on_the_writer_thread_is_rolled_back_alone(db):
+    """The same for jobs from other threads, grouped behind the one the writer is running."""
     gate = threading.Event()
 
     def hold_the_writer(conn):  # makes the next jobs queue up behind it, in one group
@@ -39,18 +58,83 @@ def test_a_failing_job_is_rolled_back_alone_while_its_neighbours_commit(db):
         conn.execute(insert(notes).values(text="half"))
         raise ValueError("refused")
 
+    first = db.submit_write(hold_the_writer)
+    time.sleep(0.05)
+    queued = [db.submit_write(job) for job in (note("a"), half_then_fail, note("b"))]
+    gate.set()
+    first.result(5)
+    assert isinstance(queued[1].exception(5), ValueError)
+    assert queued[0].result(5) is not None and queued[2].result(5) is not None
+    assert texts(db) == ["a", "b", "first"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_event_loop_never_waits_for_the_writer_thread(db):
+    """SQLite: while another thread's job holds the write connection, the API's loop keeps serving
+    (reads answer) and its own write is handed to the writer thread, committed after that job."""
+    gate = threading.Event()
+
+    def hold_the_writer(conn):
+        conn.execute(insert(notes).values(text="held"))
+        gate.wait(10)
+
     async def scenario():
-        first = asyncio.ensure_future(db.write(hold_the_writer))
+        held = db.submit_write(hold_the_writer)
         await asyncio.sleep(0.05)
-        queued = [asyncio.ensure_future(db.write(job)) for job in (note("a"), half_then_fail, note("b"))]
+        write = asyncio.ensure_future(db.write(note("from the loop")))
         await asyncio.sleep(0.05)
+        seen_meanwhile = await db.read(lambda conn: [r.text for r in conn.execute(select(notes))])
+        pending_meanwhile = not write.done()
         gate.set()
-        await first
-        return await asyncio.gather(*queued, return_exceptions=True)
+        await write
+        held.result(5)
+        return seen_meanwhile, pending_meanwhile
+
+    seen_meanwhile, pending_meanwhile = asyncio.run(scenario())
+    assert seen_meanwhile == [] and pending_meanwhile
+    assert texts(db) == ["from the loop", "held"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_writes_awaited_while_a_commit_is_under_way_commit_next_in_order(db):
+    order = []
+
+    def noted(text):
+        def job(conn):
+            order.append(text)
+            conn.execute(insert(notes).values(text=text))
+        return job
+
+    async def scenario():
+        first = [asyncio.ensure_future(db.write(noted(f"1-{i}"))) for i in range(3)]
+        await asyncio.sleep(0)  # the first group begins and its commit goes to the commit thread
+        second = [asyncio.ensure_future(db.write(noted(f"2-{i}"))) for i in range(3)]
+        await asyncio.gather(*first, *second)
+
+    asyncio.run(scenario())
+    assert order == ["1-0", "1-1", "1-2", "2-0", "2-1", "2-2"]
+    assert texts(db) == sorted(order)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_group_whose_commit_fails_commits_nothing_and_the_next_write_works(db):
+    """A deferred foreign key is checked at COMMIT: that commit fails, on the commit thread, and
+    every job of its group gets the error; the write connection is replaced and works on."""
+    db.run_write(lambda conn: conn.exec_driver_sql(
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER "
+        "REFERENCES notes(id) DEFERRABLE INITIALLY DEFERRED)"))
+
+    def orphan(conn):
+        conn.exec_driver_sql("INSERT INTO child (parent) VALUES (999)")
+
+    async def scenario():
+        return await asyncio.gather(db.write(note("lost")), db.write(orphan), return_exceptions=True)
 
     results = asyncio.run(scenario())
-    assert isinstance(results[1], ValueError) and results[0] is not None and results[2] is not None
-    assert texts(db) == ["a", "b", "first"]
+    assert all(isinstance(r, IntegrityError) for r in results)
+    assert texts(db) == []
+    asyncio.run(db.write(note("after")))
+    assert texts(db) == ["after"]
 
 
 def test_run_write_returns_the_jobs_value_and_reraises_its_error(db):
@@ -66,3 +150,19 @@ def test_many_concurrent_writers_lose_nothing(db):
 
     asyncio.run(scenario())
     assert texts(db) == [f"n{i:03d}" for i in range(200)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_finished_event_loop_is_not_kept_alive_by_its_writes(db):
+    import gc
+    import weakref
+
+    loops = []
+
+    async def scenario():
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        await db.write(note("once"))
+
+    asyncio.run(scenario())
+    gc.collect()
+    assert loops[0]() is None

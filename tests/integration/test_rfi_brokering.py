@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.cases import information_requests
+from gateway.cases.release import CaseReader
 from gateway.connectors import topics
 from gateway.connectors.transport import CORRELATION_ID, EVENT
 from gateway.domain.risk import RiskDetermination
@@ -227,3 +228,22 @@ def test_over_the_native_api_a_team_member_asks_in_its_own_name_only(services, c
     body["requests"][0]["requester"] = "dfv-logan"
     assert client.post(f"/api/v1/cases/{CASE_ID}/rfis", json=body).status_code == 200
     assert [(t, h[EVENT]) for t, h, _ in sent(services)] == [(topics.outbound("qh"), "rfi-request")]
+
+
+def test_the_newest_multi_agency_determination_outranks_a_newer_practitioners(services, case):
+    """Serious threat follows the newest multi-agency determination while there is one, whatever
+    a practitioner assessed since; the newest of each method counts, not the first found."""
+    def assess(level, by, day, rid):
+        for r in risk_assessment.to_fhir(RiskDetermination(level, by, day), f"{CASE_ID}-{rid}", "vs-mai", CASE_ID):
+            services.db.run_write(lambda conn, r=r: services.store.write(conn, r, r["resourceType"], r["id"], index_entries(r)))
+
+    def serious():
+        return services.db.run_read(lambda conn: CaseReader(services.store).context(conn, CASE_ID)).serious_threat
+
+    assess(RiskLevel.AT_RISK, RiskDeterminedBy.MULTI_AGENCY, date(2026, 11, 2), "risk-ma-low")
+    assess(RiskLevel.IMMINENT, RiskDeterminedBy.PRACTITIONER, date(2026, 11, 9), "risk-pr-imminent")
+    assert not serious()
+    assess(RiskLevel.HIGH, RiskDeterminedBy.MULTI_AGENCY, date(2026, 11, 10), "risk-ma-high")
+    assert serious()
+    assess(RiskLevel.AT_RISK, RiskDeterminedBy.MULTI_AGENCY, date(2026, 10, 1), "risk-ma-older")
+    assert serious()

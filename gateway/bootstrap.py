@@ -33,7 +33,7 @@ from gateway.messaging.dead_letters import DeadLetters
 from gateway.messaging.inbox import Inbox
 from gateway.messaging.inbound import InboundProcessor
 from gateway.messaging.outbox import Outbox, OutboxRelay
-from gateway.messaging.retention import QueueRetention
+from gateway.messaging.retention import IdempotencyRetention, QueueRetention
 from gateway.messaging.worker import MessagingWorker
 from gateway.settings import Settings
 from gateway.store import case_links, migrate
@@ -69,7 +69,8 @@ class Services:
     def worker(self, overdue_every: float = 60.0) -> MessagingWorker:
         embedded = isinstance(self.transport, DatabaseQueue)  # Kafka keeps what its topics' retention says
         retention = QueueRetention(self.transport, self.settings.queue_retention_hours) if embedded else None
-        return MessagingWorker(self.db, self.transport, self.relay, self.inbound, self.rfis, overdue_every, retention)
+        idempotency = IdempotencyRetention(self.settings.idempotency_retention_hours)
+        return MessagingWorker(self.db, self.transport, self.relay, self.inbound, self.rfis, overdue_every, retention, idempotency)
 
     def close(self) -> None:
         self.transport.close()

@@ -7,7 +7,7 @@ environment at import time. Every variable is listed in README.md.
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_SECRETS = {"changethis", "changeme", "secret", "password"}
@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=168.0, gt=0,
         description="how long the embedded queue keeps a message once every reader has passed it (then it is deleted)",
     )
+    idempotency_retention_hours: float = Field(
+        default=720.0, gt=0,
+        description="how long a handled message's id is remembered, so that a redelivery of it has no second effect; "
+        "keep it longer than the inbound topics' retention on the broker and GATEWAY_QUEUE_RETENTION_HOURS",
+    )
     kafka_partitions: int = Field(default=3, ge=1, description="partitions of each topic `gateway kafka init` creates")
     kafka_replication: int = Field(default=1, ge=1, description="replication factor of each topic `gateway kafka init` creates")
     kafka_security: Literal["none", "oauthbearer"] = Field(
@@ -79,6 +84,15 @@ class Settings(BaseSettings):
         if value.strip().lower() in EXAMPLE_SECRETS:
             raise ValueError("the key is a well-known example value; generate one with `gateway keys generate`")
         return value
+
+    @model_validator(mode="after")
+    def _ids_outlive_queued_messages(self) -> "Settings":
+        if self.idempotency_retention_hours < self.queue_retention_hours:
+            raise ValueError(
+                "GATEWAY_IDEMPOTENCY_RETENTION_HOURS must be at least GATEWAY_QUEUE_RETENTION_HOURS: "
+                "a message still queued could otherwise be handled twice"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

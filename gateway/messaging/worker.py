@@ -1,5 +1,6 @@
 """The background work of one gateway process: relay the outbox, handle what agencies send, mark
-overdue RFIs and trim the embedded queue. Every process may run it at once (DESIGN 10): the
+overdue RFIs, trim the embedded queue and forget old handled-message ids. Every process may run
+it at once (DESIGN 10): the
 outbox is claimed row by row, inbound topics are shared by one consumer group, and overdue
 marking and trimming are idempotent."""
 
@@ -10,7 +11,7 @@ from gateway.cases.information_requests import InformationRequests
 from gateway.connectors.transport import Transport
 from gateway.messaging.inbound import InboundProcessor
 from gateway.messaging.outbox import OutboxRelay
-from gateway.messaging.retention import QueueRetention
+from gateway.messaging.retention import IdempotencyRetention, QueueRetention
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.worker")
@@ -21,14 +22,16 @@ class MessagingWorker:
     def __init__(
         self, db: Database, transport: Transport, relay: OutboxRelay, inbound: InboundProcessor, rfis: InformationRequests,
         overdue_every: float = 60.0, retention: QueueRetention | None = None,
+        idempotency: IdempotencyRetention | None = None,
     ):
         self.db = db
         self.transport = transport
         self.relay = relay
         self.inbound = inbound
         self.rfis = rfis
-        self.overdue_every = overdue_every  # also how often the queue is trimmed
+        self.overdue_every = overdue_every  # also how often the queue and the handled ids are trimmed
         self.retention = retention  # the embedded queue's; None on Kafka (the broker's own)
+        self.idempotency = idempotency
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -61,18 +64,20 @@ class MessagingWorker:
                 log.info("%d RFIs newly overdue; requesters and lead agencies told", marked)
                 self.relay.wake()
             if self.retention is not None:
-                self._trim()
+                self._trim("queued messages past their retention, read by every reader", self.retention.trim)
+            if self.idempotency is not None:
+                self._trim("handled message ids past their retention", self.idempotency.trim)
 
-    def _trim(self) -> None:
-        """Short transactions of at most TRIM_BATCH per partition, until nothing more is due (or
-        TRIM_ROUNDS of them: a backlog is worked off over several ticks, the writer never held long)."""
+    def _trim(self, what: str, trim) -> None:
+        """Short transactions of at most TRIM_BATCH each, until nothing more is due (or TRIM_ROUNDS
+        of them: a backlog is worked off over several ticks, the writer never held long)."""
         trimmed = 0
         for _ in range(TRIM_ROUNDS):
-            if self._stop.is_set() or not (deleted := self._write("trimming the queue", self.retention.trim)):
+            if self._stop.is_set() or not (deleted := self._write(f"trimming {what}", trim)):
                 break
             trimmed += deleted
         if trimmed:
-            log.info("%d queued messages past their retention, read by every reader, deleted", trimmed)
+            log.info("%d %s deleted", trimmed, what)
 
     def _write(self, what: str, job) -> int:
         try:

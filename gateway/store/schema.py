@@ -152,7 +152,8 @@ outbox = Table(
     Index("ix_outbox_due", "next_attempt_at", "id"),
 )
 
-# Idempotency: a message id handled once is never handled again (a redelivery has no effect).
+# Idempotency: a message id handled once is never handled again (a redelivery has no effect),
+# for GATEWAY_IDEMPOTENCY_RETENTION_HOURS.
 processed_messages = Table(
     "processed_messages",
     metadata,
@@ -160,6 +161,7 @@ processed_messages = Table(
     Column("topic", String(249), nullable=False),
     Column("outcome", String(32), nullable=False),
     Column("processed_at", BigInteger, nullable=False),
+    Index("ix_processed_messages_at", "processed_at"),  # forgotten oldest first (gateway.messaging.retention)
 )
 
 dead_letters = Table(

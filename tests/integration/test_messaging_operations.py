@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from gateway.bootstrap import build_services
 from gateway.connectors import embedded, topics
@@ -18,7 +18,7 @@ from gateway.messaging.outbox import OutboxRelay
 from gateway.messaging.retention import QueueRetention
 from gateway.settings import Settings
 from gateway.store.encryption import generate_kek
-from gateway.store.schema import outbox, queue_messages
+from gateway.store.schema import outbox, processed_messages, queue_messages
 from tests.support import cases
 from tests.support.server import gateway_env, run_gateway
 
@@ -305,3 +305,26 @@ def test_a_running_gateway_trims_its_queue_on_each_housekeeping_tick(services, m
     assert services.db.run_read(lambda conn: conn.execute(inbound).first()) is None
     # its dead-letter copy stays: on the embedded queue nobody reads fv.dead-letter (the table is what operators use)
     assert services.db.run_read(lambda conn: conn.execute(select(queue_messages.c.topic)).scalars().all()) == [topics.DEAD_LETTER] * 5
+
+
+def test_a_running_gateway_forgets_handled_ids_past_their_retention(services):
+    """On either transport: housekeeping deletes what processed_messages holds past its retention."""
+    now_us = int(time.time() * 1_000_000)
+    rows = [{"message_id": f"m-{age}", "topic": topics.inbound("qps"), "outcome": "answered",
+             "processed_at": now_us - age * 86_400_000_000} for age in (45, 1)]  # days; the retention is 30
+    services.db.run_write(lambda conn: conn.execute(insert(processed_messages), rows))
+    worker = services.worker(overdue_every=0.05)
+
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(handled_ids(services)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+
+    assert handled_ids(services) == ["m-1"]
+
+
+def handled_ids(services) -> list[str]:
+    return services.db.run_read(lambda conn: conn.execute(select(processed_messages.c.message_id)).scalars().all())

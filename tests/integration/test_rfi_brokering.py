@@ -4,11 +4,13 @@ These drive the inbound processor with messages as they come off an agency's inb
 so they hold whichever transport carries them (the transports have their own contract tests).
 """
 
+import time
 from datetime import date, timedelta
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
 
 from gateway.cases import information_requests
 from gateway.cases.release import CaseReader
@@ -28,7 +30,9 @@ from gateway.fhir.indexing import index_entries
 from gateway.mappings import risk_assessment
 from gateway.mappings.common import read_code
 from gateway.messaging import bundles
-from gateway.store.schema import audit_chain, dead_letters, outbox
+from gateway.messaging.retention import IdempotencyRetention
+from gateway.settings import Settings
+from gateway.store.schema import audit_chain, dead_letters, outbox, processed_messages
 from tests.support import cases
 from tests.support.cases import CASE_ID, NOW
 
@@ -83,6 +87,37 @@ def test_a_redelivered_message_has_no_second_effect(services, case):
     assert [o.outcome for o in again] == ["duplicate", "duplicate"]
     assert len(sent(services)) == 1 and count(services, audit_chain) == 1
     assert task(services, "rfi-1")["meta"]["versionId"] == "1"
+
+
+def test_handled_ids_are_remembered_for_their_retention_then_forgotten_oldest_first(services, case):
+    """A redelivery within the retention still has no effect; past it, the id is forgotten, a
+    batch at a time, oldest first, and what is newer stays."""
+    handled = [cases.message(MessageEvent.RFI_REQUEST, "dfv-logan", "qps", cases.request(f"rfi-{i}")) for i in range(3)]
+    services.inbound.process(handled)
+    ids = [m.message_id for m in handled]
+    ages_days = {ids[0]: 40, ids[1]: 31, ids[2]: 2}
+    now_us = int(time.time() * 1_000_000)
+    for message_id, days in ages_days.items():
+        services.db.run_write(lambda conn, m=message_id, d=days: conn.execute(
+            update(processed_messages).where(processed_messages.c.message_id == m)
+            .values(processed_at=now_us - d * 86_400_000_000)))
+    retention = IdempotencyRetention(retention_hours=30 * 24)
+
+    assert services.db.run_write(lambda conn: retention.trim(conn, limit=1)) == 1
+    assert remembered(services) == {ids[1], ids[2]}  # the oldest went first
+    assert services.db.run_write(retention.trim) == 1
+    assert services.db.run_write(retention.trim) == 0
+    assert remembered(services) == {ids[2]}
+    assert [o.outcome for o in services.inbound.process([handled[2]])] == ["duplicate"]
+
+
+def test_handled_ids_cannot_be_forgotten_before_a_queued_message_is(tmp_path, data_key):
+    with pytest.raises(ValidationError, match="GATEWAY_IDEMPOTENCY_RETENTION_HOURS"):
+        Settings(data_dir=tmp_path, data_key=data_key, queue_retention_hours=168, idempotency_retention_hours=24)
+
+
+def remembered(services) -> set[str]:
+    return set(services.db.run_read(lambda conn: conn.execute(select(processed_messages.c.message_id)).scalars().all()))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ def create_app(services) -> FastAPI:
     app.include_router(auth.router)  # /fhir/.well-known/smart-configuration: not a resource, so not the lane's
     app.include_router(admin.router)
     app.include_router(messages.router)  # /fhir/$process-message: an operation, which the FHIR lane leaves to FastAPI
+    app.router.routes.extend(fhir.ROUTES)  # served by the FHIR lane; here for what it passes on (see FhirLane)
     app.include_router(cases.router)
     app.include_router(consent.router)
     errors.install(app)

@@ -163,7 +163,9 @@ class FhirLane:
 
     Routes match as Starlette's router would (the first whose path and method match; a path that
     matches with another method is a 405). Paths whose first segment after /fhir/ starts with
-    `$` or `.` belong to the FastAPI app (system operations, well-known documents).
+    `$` or `.` belong to the FastAPI app (system operations, well-known documents). The same
+    routes stand in the app's router behind the lane, so what the lane passes on (a trailing
+    slash, redirected there) is answered as it always was.
     """
 
     def __init__(self, app, routes: list[Route] = ROUTES):
@@ -171,8 +173,10 @@ class FhirLane:
         self.routes = routes
 
     async def __call__(self, scope, receive, send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/fhir") or path[6:7] in ("$", "."):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = _route_path(scope)
+        if not path.startswith("/fhir") or path[6:7] in ("$", "."):
             return await self.app(scope, receive, send)
         found = self._route_for(scope["method"], path)
         if found is None:
@@ -199,6 +203,14 @@ class FhirLane:
         if not allowed:
             return None
         return _not_allowed(method, path, allowed), {}
+
+
+def _route_path(scope) -> str:
+    """The path below the app's root path (uvicorn's --root-path), as Starlette's router matches it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("/", ""):
+        return path[len(root):]
+    return path
 
 
 def _not_allowed(method: str, path: str, allowed: list[str]):

@@ -15,6 +15,7 @@ transactions in parallel by itself. `advisory_lock` serialises the few check-the
 """
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import zlib
@@ -28,10 +29,11 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway.errors import ServiceUnavailable
-from gateway.store.sqlite_writes import LoopWrites, ThreadWrites, WriteConnection
+from gateway.store.sqlite_writes import BUSY_TIMEOUT_MS, LoopWrites, ThreadWrites, WriteConnection
 
 T = TypeVar("T")
 Job = Callable[[Connection], T]
+log = logging.getLogger("gateway.store")
 
 
 class Database:
@@ -40,6 +42,7 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._inline: Connection | None = None  # see _read_inline
         self._inline_owner: threading.Thread | None = None
+        self._inline_lock = threading.Lock()
         self._end_listeners: list[Callable[[dict], None]] = []
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url)
@@ -93,7 +96,9 @@ class Database:
 
     def _inline_connection(self) -> Connection | None:
         if self._inline_owner is None:
-            self._inline_owner = threading.current_thread()
+            with self._inline_lock:  # two threads reading first at once must not share it
+                if self._inline_owner is None:
+                    self._inline_owner = threading.current_thread()
         if self._inline_owner is not threading.current_thread():
             return None
         if self._inline is None or self._inline.closed:
@@ -107,13 +112,12 @@ class Database:
                 conn.invalidate()
 
     def _run_in_transaction(self, job: Job[T]) -> T:
-        info: dict = {}
-        try:
-            with self._translate_errors(), self.engine.begin() as conn:
-                info = conn.info
-                return job(conn)
-        finally:
-            self._transaction_ended(info)
+        with self._translate_errors(), self.engine.connect() as conn:
+            try:
+                with conn.begin():
+                    return job(conn)
+            finally:  # before the connection goes back to the pool, where another job could use its info
+                self._transaction_ended(conn.info)
 
     def on_transaction_end(self, listener: Callable[[dict], None]) -> None:
         """Call `listener(info)` once each write transaction has ended (committed or not), with its
@@ -122,7 +126,10 @@ class Database:
 
     def _transaction_ended(self, info: dict) -> None:
         for listener in self._end_listeners:
-            listener(info)
+            try:
+                listener(info)
+            except Exception:  # the transaction has ended either way: its outcome must not change
+                log.exception("a transaction-end listener failed")
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -136,9 +143,9 @@ class Database:
 
     def dispose(self) -> None:
         if self._writer is not None:
+            self._write_connection.close()  # waiting groups are refused from here on, not run on a new connection
             self._loop_writes.stop()
             self._writer.stop()
-            self._write_connection.drop()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         if self._inline is not None:
@@ -170,7 +177,7 @@ def _sqlite_engine(url) -> Engine:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

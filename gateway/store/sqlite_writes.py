@@ -28,13 +28,16 @@ from typing import Callable, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine, RootTransaction
+from sqlalchemy.exc import OperationalError
 
+from gateway.errors import ServiceUnavailable
 from gateway.store.savepoint import Savepoint
 
 T = TypeVar("T")
 Job = Callable[[Connection], T]
 log = logging.getLogger("gateway.store")
 MAX_GROUP = 64  # write jobs committed together at most
+BUSY_TIMEOUT_MS = 30_000  # how long a writer thread waits for another process's write lock
 Outcome = tuple[object, BaseException | None]  # a job's value, or the error it raised
 
 
@@ -50,14 +53,25 @@ class WriteConnection:
         self._engine = engine
         self._ended = ended
         self._conn: Connection | None = None
+        self._waits = True  # the connection's busy_timeout is SQLite's 30 s (see database._sqlite_engine)
+        self.closed = False
 
-    def begin_group(self, jobs: list[Job]) -> tuple[RootTransaction, list[Outcome]]:
+    def begin_group(self, jobs: list[Job], wait: bool = True) -> tuple[RootTransaction, list[Outcome]]:
         """BEGIN and run `jobs`, holding `lock`; the transaction is left open for the caller to
         `commit`. Alone, a job runs bare: its failure is raised here, the transaction rolled back.
-        In a group, each job has a savepoint and its own outcome."""
+        In a group, each job has a savepoint and its own outcome.
+
+        `wait=False`: if another process holds SQLite's write lock, raise `Busy` at once, before
+        any job ran, rather than wait (SQLite's busy handler sleeps in the calling thread)."""
         conn = self._connection()
         try:
+            self._wait_when_busy(conn, wait)
             transaction = conn.begin()
+        except OperationalError as error:
+            self.drop()
+            if not wait and "database is locked" in str(error.orig):
+                raise Busy() from error
+            raise
         except BaseException:
             self.drop()
             raise
@@ -97,10 +111,27 @@ class WriteConnection:
                 conn.invalidate()
                 conn.close()
 
+    def close(self) -> None:
+        """No more groups: the database is being disposed of."""
+        self.closed = True
+        self.drop()
+
     def _connection(self) -> Connection:
+        if self.closed:
+            raise ServiceUnavailable("The gateway is shutting down; retry shortly")
         if self._conn is None:
             self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+            self._waits = True
         return self._conn
+
+    def _wait_when_busy(self, conn: Connection, wait: bool) -> None:
+        if wait != self._waits:
+            conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if wait else 0}")
+            self._waits = wait
+
+
+class Busy(Exception):
+    """Another process holds SQLite's write lock (only raised to a caller that would not wait)."""
 
 
 class ThreadWrites:
@@ -187,6 +218,7 @@ class LoopWrites:
         return await lane.submit(job)
 
     def stop(self) -> None:
+        """After this, a write is answered ServiceUnavailable (WriteConnection.close follows)."""
         self._committer.shutdown(wait=True)
 
 
@@ -227,7 +259,11 @@ class _Lane:
         writes = self._owner._writes
         try:
             with self._owner._errors():
-                transaction, outcomes = writes.begin_group([job for job, _ in group])
+                transaction, outcomes = writes.begin_group([job for job, _ in group], wait=False)
+        except Busy:  # another process writes (`gateway keys rotate`, say): its wait belongs on the writer thread
+            writes.lock.release()
+            self._hand_to_thread(group)
+            return
         except BaseException as exc:  # a lone job failed, or the transaction could not begin (rolled back)
             writes.lock.release()
             _settle(group, None, exc)

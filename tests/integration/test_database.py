@@ -1,13 +1,16 @@
 """Database jobs: concurrent writes commit together but fail alone, on SQLite and PostgreSQL."""
 
 import asyncio
+import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from gateway.errors import ServiceUnavailable
 from gateway.store.database import Database
 
 metadata = MetaData()
@@ -41,9 +44,27 @@ def test_a_failing_job_is_rolled_back_alone_while_its_neighbours_commit(db):
         jobs = (note("a"), half_then_fail, note("b"))
         return await asyncio.gather(*(db.write(job) for job in jobs), return_exceptions=True)
 
-    results = asyncio.run(scenario())
+    with commits(db) as committed:
+        results = asyncio.run(scenario())
     assert isinstance(results[1], ValueError) and results[0] is not None and results[2] is not None
     assert texts(db) == ["a", "b"]
+    if db.is_sqlite:  # one COMMIT for the three, and not on the event loop's thread
+        assert len(committed) == 1 and committed[0] != threading.main_thread().name
+
+
+@contextmanager
+def commits(db):
+    """The names of the threads that committed, one per COMMIT, while the block runs."""
+    committed: list[str] = []
+
+    def on_commit(_conn):
+        committed.append(threading.current_thread().name)
+
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        yield committed
+    finally:
+        event.remove(db.engine, "commit", on_commit)
 
 
 def test_a_failing_job_on_the_writer_thread_is_rolled_back_alone(db):
@@ -92,7 +113,8 @@ def test_the_event_loop_never_waits_for_the_writer_thread(db):
 
     seen_meanwhile, pending_meanwhile = asyncio.run(scenario())
     assert seen_meanwhile == [] and pending_meanwhile
-    assert texts(db) == ["from the loop", "held"]
+    in_order = db.run_read(lambda conn: [r.text for r in conn.execute(select(notes).order_by(notes.c.id))])
+    assert in_order == ["held", "from the loop"]  # written after the held job, on the writer thread
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -111,8 +133,10 @@ def test_writes_awaited_while_a_commit_is_under_way_commit_next_in_order(db):
         second = [asyncio.ensure_future(db.write(noted(f"2-{i}"))) for i in range(3)]
         await asyncio.gather(*first, *second)
 
-    asyncio.run(scenario())
+    with commits(db) as committed:
+        asyncio.run(scenario())
     assert order == ["1-0", "1-1", "1-2", "2-0", "2-1", "2-2"]
+    assert len(committed) == 2  # three and three: the second three waited for the first commit together
     assert texts(db) == sorted(order)
 
 
@@ -166,3 +190,40 @@ def test_a_finished_event_loop_is_not_kept_alive_by_its_writes(db):
     asyncio.run(scenario())
     gc.collect()
     assert loops[0]() is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_event_loop_never_waits_for_another_processs_write_lock(db, tmp_path):
+    """Another process writing (`gateway keys rotate`, say) holds SQLite's lock: the loop keeps
+    running meanwhile, and its write is done by the writer thread once the lock is free."""
+    other = sqlite3.connect(db.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.0, lambda: other.execute("COMMIT"))
+
+    async def scenario():
+        longest, last = 0.0, time.monotonic()
+        write = asyncio.ensure_future(db.write(note("waited")))
+        while not write.done():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+        await write
+        return longest
+
+    release.start()
+    try:
+        longest_stall = asyncio.run(scenario())
+    finally:
+        release.join()
+        other.close()
+    assert longest_stall < 0.5
+    assert texts(db) == ["waited"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_write_after_the_database_is_disposed_of_is_refused_not_run(database_url):
+    database = Database(database_url)
+    database.run_write(lambda conn: metadata.create_all(conn))
+    database.dispose()
+    with pytest.raises(ServiceUnavailable):
+        asyncio.run(database.write(note("too late")))

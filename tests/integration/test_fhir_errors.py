@@ -87,6 +87,17 @@ def test_unknown_endpoint_is_an_outcome_too(client):
     outcome(client.get("/nowhere"), 404)
 
 
+def test_a_trailing_slash_is_redirected_to_the_interaction_without_it(client):
+    response = client.get("/fhir/Patient/", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"].endswith("/fhir/Patient")
+
+
+def test_another_method_on_a_fhir_path_is_405_naming_the_allowed_ones(client):
+    response = client.patch("/fhir/Patient/p1", content=b"{}", headers=FHIR_JSON)
+    outcome(response, 405)
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
+
+
 @pytest.fixture
 def small_limit_client(services, client):
     services.settings.max_body_bytes = 1000  # read on each request

@@ -54,3 +54,11 @@ def test_a_path_it_serves_with_another_method_is_refused_not_passed_on():
 def test_paths_it_does_not_serve_are_left_to_the_app():
     assert route_of("GET", "/fhir/Task/t1/_history/2/more") is None
     assert route_of("GET", "/api/v1/cases/c1") is None
+
+
+def test_the_lane_matches_below_the_root_path_as_starlette_does():
+    from starlette._utils import get_route_path  # the router's own rule, to compare with
+
+    for path, root in [("/gw/fhir/Patient/p1", "/gw"), ("/fhir/Patient/p1", ""), ("/gwx/fhir/metadata", "/gw"), ("/gw", "/gw")]:
+        scope = {"path": path, "root_path": root}
+        assert fhir._route_path(scope) == get_route_path(scope)

@@ -191,7 +191,8 @@ class FhirLane:
         await response(scope, receive, send)
 
     def _route_for(self, method: str, path: str):
-        """(endpoint, path parameters); raises a 405 endpoint's answer when only the method differs."""
+        """(endpoint, path parameters); a 405-answering endpoint when only the method differs; None
+        when no route has this path."""
         allowed: list[str] = []
         for route in self.routes:
             match = route.path_regex.match(path)

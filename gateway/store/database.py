@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway.errors import ServiceUnavailable
-from gateway.store.sqlite_writes import BUSY_TIMEOUT_MS, LoopWrites, ThreadWrites, WriteConnection
+from gateway.store.sqlite_writes import BUSY_TIMEOUT_MS, LoopWrites, ThreadWrites, WriteConnection, discard
 
 T = TypeVar("T")
 Job = Callable[[Connection], T]
@@ -107,9 +107,7 @@ class Database:
 
     def _drop_inline_connection(self) -> None:
         conn, self._inline = self._inline, None
-        if conn is not None:
-            with suppress(Exception):  # a broken connection may not close cleanly; it is gone either way
-                conn.invalidate()
+        discard(conn)
 
     def _run_in_transaction(self, job: Job[T]) -> T:
         with self._translate_errors(), self.engine.connect() as conn:

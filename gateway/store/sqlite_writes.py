@@ -106,10 +106,7 @@ class WriteConnection:
         """Discard the connection: never back to the pool, which would take it as it is (a failed
         COMMIT leaves SQLite's transaction open)."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(Exception):  # a broken connection may not close cleanly; it is gone either way
-                conn.invalidate()
-                conn.close()
+        discard(conn)
 
     def close(self) -> None:
         """No more groups: the database is being disposed of."""
@@ -128,6 +125,14 @@ class WriteConnection:
         if wait != self._waits:
             conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if wait else 0}")
             self._waits = wait
+
+
+def discard(conn: Connection | None) -> None:
+    """Close `conn` for good: invalidated, so the pool never hands it out again as it is."""
+    if conn is not None:
+        with suppress(Exception):  # a broken connection may not close cleanly; it is gone either way
+            conn.invalidate()
+            conn.close()
 
 
 class Busy(Exception):
@@ -187,14 +192,9 @@ class ThreadWrites:
                 self._writes.commit(transaction)
         except BaseException as exc:  # nothing of the group was committed
             _failed(len(group), exc)
-            for _job, future in group:
-                future.set_exception(exc)
+            _settle(group, None, exc)
             return
-        for (_job, future), (value, error) in zip(group, outcomes):
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+        _settle(group, outcomes, None)
 
 
 class LoopWrites:
@@ -302,7 +302,8 @@ class _Lane:
 
 
 def _settle(group, outcomes: list[Outcome] | None, error: BaseException | None) -> None:
-    """Answer each job's future: the transaction's error if it failed, else the job's own outcome."""
+    """Answer each job's future (asyncio's or concurrent's): the transaction's error if it
+    failed, else the job's own outcome."""
     for index, (_job, future) in enumerate(group):
         if future.cancelled():
             continue

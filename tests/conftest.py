@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
+from gateway.fhir import acceptance
 from gateway.bootstrap import build_services
 from gateway.settings import Settings
 from gateway.store import migrate
@@ -27,6 +28,7 @@ from tests.support.agency_systems import bearer, agency_token
 from tests.support.hapi import hapi_validator  # noqa: F401  (fixtures shared by every test module)
 from tests.support.kafka import kafka_broker  # noqa: F401  (one broker for the whole session)
 from tests.support.postgres import postgres_server  # noqa: F401
+from tests.support.resources import fhir_resources_accepts
 
 TEMPLATE = "gateway_template"
 
@@ -37,6 +39,25 @@ def _clean_environ(monkeypatch):
     for name in list(os.environ):
         if name.startswith("GATEWAY_") and not name.startswith("GATEWAY_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_path_answers_to_fhir_resources():
+    """Every resource an in-process test validates is also given to fhir.resources: validation's
+    fast path (gateway.fhir.acceptance) must never accept what fhir.resources refuses."""
+    fast = acceptance.accepts
+    wrongly_accepted = []
+
+    def checked(data: dict) -> bool:
+        accepted = fast(data)
+        if accepted and not fhir_resources_accepts(data):
+            wrongly_accepted.append(data)
+        return accepted
+
+    acceptance.accepts = checked
+    yield
+    acceptance.accepts = fast
+    assert not wrongly_accepted, f"the compiled check accepted {len(wrongly_accepted)} invalid: {wrongly_accepted[:3]}"
 
 
 @pytest.fixture(scope="session")

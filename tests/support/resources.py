@@ -1,6 +1,17 @@
 """Small valid R4B resources for tests; each builder takes the fields a test varies."""
 
+from fhir.resources.R4B import get_fhir_model_class
+
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
+
+
+def fhir_resources_accepts(data: dict) -> bool:
+    """fhir.resources' own verdict on `data`, the authority the gateway's compiled check answers to."""
+    try:
+        get_fhir_model_class(data["resourceType"]).model_validate(data)
+    except Exception:  # fhir.resources raises more than ValidationError for some shapes
+        return False
+    return True
 
 
 def patient(family="Nguyen", given="Mai", identifier="VP-1", birth_date="1987-04-12", system="urn:vic-police:person"):

@@ -11,6 +11,9 @@ def create_app(services) -> FastAPI:
         title="Family-violence interoperability gateway",
         version=services.version,
         description="FHIR R4B exchange between agencies working one family-violence case.",
+        # the gateway's own metrics and access log (gateway.api.observability) are its telemetry;
+        # FastAPI's OpenTelemetry hooks would only ask, on every request, whether a provider is set
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     app.include_router(health.router)

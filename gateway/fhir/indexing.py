@@ -5,15 +5,13 @@ never needs the model to be serialised again.
 """
 
 import unicodedata
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from gateway.fhir import dates
 from gateway.fhir.search_parameters import DATE, REFERENCE, STRING, TOKEN, URI, indexed_parameters
 
 
-@dataclass(frozen=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):  # a tuple: made and hashed about ten times per write
     param: str
     system: str | None = None
     value: str | None = None  # token code, normalised string, reference "Type/id", uri

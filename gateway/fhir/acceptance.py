@@ -31,14 +31,14 @@ from functools import lru_cache
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir_core.types import FhirBase, FhirElementOrResourceBase
-from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError, core_schema
+from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 
 
 def accepts(data: dict) -> bool:
     """True when `data` is a valid resource of its (supported) type; False means "ask fhir.resources"."""
     try:
         _validator(data["resourceType"]).validate_python(data)
-    except ValidationError:
+    except Exception:  # a ValidationError, or a primitive validator's own TypeError: fhir.resources answers
         return False
     return True
 

@@ -13,15 +13,19 @@ does in Python are restated here, and always more strictly than it does them:
 - unknown elements are refused (`extra="forbid"` in fhir.resources too);
 - a required element must be present, with a value (fhir.resources also takes a required
   primitive given only as an extension, `_status`);
-- no element may be null (fhir.resources lets most be);
+- no element may be null (fhir.resources lets most be), except in lists of primitives, where a
+  null lines a value up with its extension and fhir.resources keeps it too;
 - at most one element of a choice (`value[x]`), and one when the choice is required;
 - elements this check does not restate (primitive extensions `_x`, contained resources,
   `fhir_comments`, element names given by their Python names) are not in the schema, so their
-  presence is a refusal here.
+  presence is a refusal here;
+- nothing nested deeper than MAX_DEPTH: fhir.resources takes a few Python frames per level and
+  fails (RecursionError) somewhere past 100 levels, which pydantic-core would not.
 
 A refusal here is not an answer: `gateway.fhir.validation` then asks fhir.resources, which
 accepts or names the fault. So what matters is only that this check never accepts what
-fhir.resources refuses; tests/test_fhir_acceptance.py checks that on valid and broken resources.
+fhir.resources refuses; tests/unit/test_fhir_acceptance.py checks that on valid and broken
+resources.
 """
 
 from __future__ import annotations
@@ -34,12 +38,30 @@ from fhir_core.types import FhirBase, FhirElementOrResourceBase
 from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 
 
+MAX_DEPTH = 64  # JSON levels, objects and arrays alike; the resources the gateway handles use about 10
+
+
 def accepts(data: dict) -> bool:
     """True when `data` is a valid resource of its (supported) type; False means "ask fhir.resources"."""
+    validator = _validator(data["resourceType"])  # a type that does not compile is our fault: raised
+    if not _within_depth(data):
+        return False
     try:
-        _validator(data["resourceType"]).validate_python(data)
+        validator.validate_python(data)
     except Exception:  # a ValidationError, or a primitive validator's own TypeError: fhir.resources answers
         return False
+    return True
+
+
+def _within_depth(data: dict) -> bool:
+    pending = [(data, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return False
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
     return True
 
 
@@ -62,7 +84,7 @@ def _element(model, definitions: dict, resource_type: str | None = None) -> core
     if ref not in definitions:
         definitions[ref] = None  # being built: elements that contain this type refer to it
         fields = {}
-        required = {name for name, _ in model.get_required_fields(None)}
+        required = {name for name, _ in model.model_construct().get_required_fields()}  # JSON names
         for name, field in _model_fields(model).items():
             alias = field.get("validation_alias", name)
             if name.endswith("__ext") or name == "fhir_comments" or not isinstance(alias, str):
@@ -71,7 +93,7 @@ def _element(model, definitions: dict, resource_type: str | None = None) -> core
             schema = _restated(schema, model.model_fields[name].annotation, definitions)
             if schema is None:
                 continue
-            fields[alias] = core_schema.typed_dict_field(schema, required=not optional or name in required)
+            fields[alias] = core_schema.typed_dict_field(schema, required=not optional or alias in required)
         if resource_type is not None:
             fields["resourceType"] = core_schema.typed_dict_field(core_schema.literal_schema([resource_type]))
         schema = core_schema.typed_dict_schema(fields, extra_behavior="forbid")
@@ -131,7 +153,7 @@ def _complex_type(annotation) -> type | None:
 def _choices(model) -> list[tuple[tuple[str, ...], bool]]:
     """Each choice (`value[x]`) of `model` as its elements' JSON names and whether one is required."""
     out = []
-    for names in model.get_one_of_many_fields(None).values():
+    for names in model.model_construct().get_one_of_many_fields().values():
         info = model.model_fields[names[0]].json_schema_extra or {}
         aliases = tuple(model.model_fields[n].alias or n for n in names)
         out.append((aliases, info.get("one_of_many_required") is True))

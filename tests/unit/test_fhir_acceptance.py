@@ -184,3 +184,22 @@ def test_a_shape_fhir_resources_trips_over_is_an_invalid_resource_not_a_crash():
     with pytest.raises(InvalidResource) as caught:
         validate_resource(task, "Task")
     assert caught.value.issues[0].expression == ("Task",)
+
+
+def _nested_extensions(levels: int) -> dict:
+    extension = {"url": "urn:x", "valueString": "leaf"}
+    for _ in range(levels):
+        extension = {"url": "urn:x", "extension": [extension]}
+    return {"resourceType": "Patient", "extension": [extension]}
+
+
+def test_deep_nesting_is_left_to_fhir_resources_which_gives_up_on_it():
+    # fhir.resources spends Python frames on every level and runs out of them (RecursionError)
+    # where pydantic-core would not: the check must not accept what it cannot
+    deep = _nested_extensions(130)
+    assert not acceptance.accepts(deep)
+    assert not fhir_resources_accepts(deep)
+    with pytest.raises(InvalidResource):
+        validate_resource(deep, "Patient")
+    ordinary = _nested_extensions(20)
+    assert acceptance.accepts(ordinary) and fhir_resources_accepts(ordinary)

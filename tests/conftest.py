@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
-from gateway.fhir import acceptance
 from gateway.bootstrap import build_services
+from gateway.fhir import acceptance
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.database import Database

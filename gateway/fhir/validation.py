@@ -67,7 +67,7 @@ def validate_resource(data: dict, expected_type: str | None = None, path: str = 
         raise InvalidResource(
             f"{resource_type} is not valid FHIR R4B", [_issue(where, err) for err in exc.errors()]
         ) from None
-    except Exception as exc:  # fhir.resources raises TypeError, ValueError, even AttributeError for some shapes
+    except Exception as exc:  # for some shapes fhir.resources raises TypeError, ValueError, AttributeError, RecursionError
         raise InvalidResource.at(where, f"{resource_type} is not valid FHIR R4B: {exc}") from None
     return data
 

@@ -28,8 +28,7 @@ class QueueRetention:
 
     def trim(self, conn: Connection) -> int:
         """Delete what every reader has passed and the retention has expired; how many were deleted."""
-        published_before = int(time.time() * 1_000_000) - self.retention_us
-        return self.queue.trim(conn, self.passed(conn), published_before)
+        return self.queue.trim(conn, self.passed(conn), _cutoff(self.retention_us))
 
     def passed(self, conn: Connection) -> dict[Position, int]:
         """Each partition's lowest next offset over all of its readers."""
@@ -46,12 +45,16 @@ class IdempotencyRetention:
 
     def trim(self, conn: Connection, limit: int | None = None) -> int:
         """Forget the oldest ids past the retention, at most `limit` (TRIM_BATCH); how many."""
-        handled_before = int(time.time() * 1_000_000) - self.retention_us
         oldest = (
-            select(processed_messages.c.message_id).where(processed_messages.c.processed_at < handled_before)
+            select(processed_messages.c.message_id).where(processed_messages.c.processed_at < _cutoff(self.retention_us))
             .order_by(processed_messages.c.processed_at).limit(limit or TRIM_BATCH)
         )
         ids = [row.message_id for row in conn.execute(oldest)]
         if not ids:
             return 0
         return conn.execute(delete(processed_messages).where(processed_messages.c.message_id.in_(ids))).rowcount
+
+
+def _cutoff(retention_us: int) -> int:
+    """The time (UTC microseconds) before which a record is past its retention."""
+    return time.time_ns() // 1000 - retention_us

@@ -1,8 +1,7 @@
 """The background work of one gateway process: relay the outbox, handle what agencies send, mark
 overdue RFIs, trim the embedded queue and forget old handled-message ids. Every process may run
-it at once (DESIGN 10): the
-outbox is claimed row by row, inbound topics are shared by one consumer group, and overdue
-marking and trimming are idempotent."""
+it at once (DESIGN 10): the outbox is claimed row by row, inbound topics are shared by one
+consumer group, and overdue marking and trimming are idempotent."""
 
 import logging
 import threading

@@ -146,9 +146,7 @@ class Database:
             self._writer.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        if self._inline is not None:
-            self._inline.close()
-            self._inline = None
+        self._drop_inline_connection()
         self.engine.dispose()
 
     @contextmanager

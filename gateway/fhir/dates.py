@@ -27,7 +27,7 @@ def from_micros(us: int) -> datetime:
 
 def instant_text(us: int) -> str:
     """FHIR instant with microseconds, in UTC, as stored in meta.lastUpdated."""
-    return from_micros(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return from_micros(us).isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" off; faster than strftime
 
 
 def date_range(text: str) -> tuple[int, int]:

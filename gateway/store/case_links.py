@@ -164,9 +164,9 @@ def _case_structure(conn: Connection, case_id: str, links: Links) -> list[tuple]
 
 def _refresh_team(conn: Connection, team_id: str, agencies: tuple[str, ...], fresh: bool) -> None:
     if not fresh:
-        conn.execute(delete(cta).where(cta.c.care_team_id == team_id))
+        _DELETE_TEAM_AGENCIES.execute(conn, {"team": team_id}).close()
     if agencies:
-        conn.execute(insert(cta), [{"care_team_id": team_id, "agency_id": a} for a in agencies])
+        _INSERT_TEAM_AGENCIES.executemany(conn, [{"care_team_id": team_id, "agency_id": a} for a in agencies])
     if fresh:
         return
     cases = sorted(c for (c,) in _CASES_NAMING.execute(conn, {"t": TEAM, "i": team_id, "c": CASE}).fetchall())
@@ -176,14 +176,8 @@ def _refresh_team(conn: Connection, team_id: str, agencies: tuple[str, ...], fre
 
 
 def _refresh_case_agencies(conn: Connection, case_id: str) -> None:
-    conn.execute(delete(ca).where(ca.c.case_id == case_id))
-    members = (
-        select(rc.c.case_id, cta.c.agency_id)
-        .distinct()
-        .join(cta, cta.c.care_team_id == rc.c.resource_id)
-        .where(rc.c.resource_type == TEAM, rc.c.case_id == case_id, rc.c.via_type == CASE, rc.c.via_id == case_id)
-    )
-    conn.execute(insert(ca).from_select(["case_id", "agency_id"], members))
+    _DELETE_CASE_AGENCIES.execute(conn, {"case": case_id}).close()
+    _INSERT_CASE_AGENCIES.execute(conn, {"case": case_id, "team": TEAM, "c": CASE}).close()
 
 
 def _lock(conn: Connection, keys: list[str]) -> None:
@@ -204,6 +198,22 @@ _DELETE_PERSON = Prepared(delete(pr).where(pr.c.resource_type == bindparam("t"),
 _INSERT_PERSON = Prepared(insert(pr), ["resource_type", "resource_id", "patient_id"])
 _PEOPLE_OF = Prepared(
     select(rc.c.resource_id).where(rc.c.via_type == bindparam("t"), rc.c.via_id == bindparam("i"), rc.c.resource_type == bindparam("p"))
+)
+_DELETE_TEAM_AGENCIES = Prepared(delete(cta).where(cta.c.care_team_id == bindparam("team")))
+_INSERT_TEAM_AGENCIES = Prepared(insert(cta), ["care_team_id", "agency_id"])
+_DELETE_CASE_AGENCIES = Prepared(delete(ca).where(ca.c.case_id == bindparam("case")))
+# A case's agencies: those on the CareTeams its EpisodeOfCare names.
+_INSERT_CASE_AGENCIES = Prepared(
+    insert(ca).from_select(
+        ["case_id", "agency_id"],
+        select(rc.c.case_id, cta.c.agency_id)
+        .distinct()
+        .join(cta, cta.c.care_team_id == rc.c.resource_id)
+        .where(
+            rc.c.resource_type == bindparam("team"), rc.c.case_id == bindparam("case"), rc.c.via_type == bindparam("c"),
+            rc.c.via_id == bindparam("case"),
+        ),
+    )
 )
 # The cases whose EpisodeOfCare names this resource (a person or a team).
 _CASES_NAMING = Prepared(

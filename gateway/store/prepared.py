@@ -9,7 +9,7 @@ they are given, so they mix freely with ordinary Core statements.
 
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.sql import ClauseElement
 
 
@@ -55,4 +55,43 @@ class Prepared:
             # positional paramstyles (qmark: SQLite) need the bind names in order
             order = list(compiled.positiontup) if compiled.positional else None
             found = self._by_dialect[dialect.name] = (compiled.string, order)
+        return found
+
+
+class PreparedRows:
+    """An INSERT of many rows as one statement per `chunk` rows, compiled once per dialect and
+    row count: one call into the driver (on SQLite, one release of the GIL around all the B-tree
+    work) where executemany makes one per row."""
+
+    def __init__(self, table: Table, columns: Sequence[str], chunk: int = 64):
+        self.table = table
+        self.columns = list(columns)
+        self.chunk = chunk
+        self._by_shape: dict[tuple[str, int], tuple[str, list[str] | None]] = {}
+
+    def insert(self, conn: Connection, rows: Sequence[tuple]) -> None:
+        """`rows`: tuples of values in `columns` order."""
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            for start in range(0, len(rows), self.chunk):
+                part = rows[start : start + self.chunk]
+                sql, names = self._compiled(conn, len(part))
+                values = [value for row in part for value in row]
+                cursor.execute(sql, values if names is None else dict(zip(names, values)))
+        finally:
+            cursor.close()
+
+    def _compiled(self, conn: Connection, count: int) -> tuple[str, list[str] | None]:
+        found = self._by_shape.get((conn.dialect.name, count))
+        if found is None:
+            width = len(self.columns)
+            # bind names p0, p1, ... in row-major order, so the values can be passed flat
+            rows = [{c: bindparam(f"p{r * width + i}") for i, c in enumerate(self.columns)} for r in range(count)]
+            compiled = insert(self.table).values(rows).compile(dialect=conn.dialect)
+            names = [f"p{n}" for n in range(count * width)]
+            if compiled.positional:
+                if list(compiled.positiontup) != names:
+                    raise AssertionError("a multi-row INSERT binds its values out of row order")
+                names = None
+            found = self._by_shape[(conn.dialect.name, count)] = (compiled.string, names)
         return found

@@ -19,7 +19,7 @@ from gateway.fhir.search_parameters import DATE, STRING
 from gateway.fhir.validation import require_valid_id
 from gateway.store import case_links
 from gateway.store.encryption import DataKeyring, version_aad
-from gateway.store.prepared import Prepared
+from gateway.store.prepared import Prepared, PreparedRows
 from gateway.store.schema import resource_versions as rv
 from gateway.store.schema import resources as r
 from gateway.store.schema import search_index as si
@@ -134,20 +134,11 @@ class ResourceStore:
         if clear:
             _CLEAR_INDEX.execute(conn, {"t": resource_type, "i": resource_id}).close()
         rows = [
-            {
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "param": e.param,
-                "system": e.system,
-                "value": e.value[:MAX_INDEXED_CHARS] if e.value is not None else None,
-                "raw": e.raw,
-                "lo": e.lo,
-                "hi": e.hi,
-            }
+            (resource_type, resource_id, e.param, e.system, e.value[:MAX_INDEXED_CHARS] if e.value is not None else None, e.raw, e.lo, e.hi)
             for e in index
         ]
         if rows:
-            _INSERT_INDEX.executemany(conn, rows)
+            _INSERT_INDEX.insert(conn, rows)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -217,7 +208,7 @@ _ADVANCE_RESOURCE = Prepared(
 )
 _INSERT_VERSION = Prepared(insert(rv), [c.name for c in rv.columns])
 _CLEAR_INDEX = Prepared(delete(si).where(si.c.resource_type == bindparam("t"), si.c.resource_id == bindparam("i")))
-_INSERT_INDEX = Prepared(insert(si), [c.name for c in si.columns if c.name != "row_id"])
+_INSERT_INDEX = PreparedRows(si, [c.name for c in si.columns if c.name != "row_id"])
 
 
 class _VersionRow(NamedTuple):

@@ -142,6 +142,18 @@ class TestCombinations:
         post(client, patient())
         assert ids(search(client, "Patient?_security=urn:gateway:information-category|health")) == [a["id"]]
 
+    def test_every_index_row_of_a_resource_with_many_is_written_and_replaced(self, client):
+        # 150 identifiers: more rows than one multi-row INSERT takes (64), and a remainder
+        many = patient()
+        many["identifier"] = [{"system": "urn:many", "value": f"M-{n}"} for n in range(150)]
+        a = post(client, many)
+        for n in (0, 63, 64, 127, 128, 149):
+            assert ids(search(client, f"Patient?identifier=urn:many|M-{n}")) == [a["id"]]
+        a["identifier"] = [{"system": "urn:many", "value": f"N-{n}"} for n in range(70)]
+        assert client.put(f"/fhir/Patient/{a['id']}", content=orjson.dumps(a), headers=FHIR_JSON).status_code == 200
+        assert ids(search(client, "Patient?identifier=urn:many|M-5")) == []
+        assert ids(search(client, "Patient?identifier=urn:many|N-69")) == [a["id"]]
+
     def test_string_contains_and_escaping(self, client):
         a = post(client, patient(family="O'Brien-Smith"))
         post(client, patient(family="Smithers"))

@@ -269,26 +269,32 @@ class _Lane:
             _settle(group, None, exc)
             return
         try:
-            done = self._loop.run_in_executor(self._owner._committer, self._commit, transaction)
+            self._owner._committer.submit(self._commit, transaction, group, outcomes)
         except BaseException as exc:  # the commit thread is gone (shutting down): nothing is committed
             writes.rollback(transaction)
             writes.lock.release()
             _settle(group, None, exc)
             return
         self._committing = True
-        done.add_done_callback(lambda finished: self._committed(group, outcomes, finished))
 
-    def _commit(self, transaction: RootTransaction) -> None:
-        """On the commit thread: COMMIT (the fsync), then the connection is free again."""
+    def _commit(self, transaction: RootTransaction, group, outcomes: list[Outcome]) -> None:
+        """On the commit thread: COMMIT (the fsync), free the connection, and tell the loop.
+
+        Told in one hop (call_soon_threadsafe); awaiting run_in_executor's future took two, and
+        its concurrent future's condition lock besides, on the path every group waits on."""
+        error = None
         try:
             with self._owner._errors():
                 self._owner._writes.commit(transaction)
+        except BaseException as exc:  # the group's jobs get it
+            error = exc
         finally:
             self._owner._writes.lock.release()
+        with suppress(ReferenceError, RuntimeError):  # the loop has gone, or closed, and nobody awaits the group
+            self._loop.call_soon_threadsafe(self._committed, group, outcomes, error)
 
-    def _committed(self, group, outcomes: list[Outcome], finished: asyncio.Future) -> None:
+    def _committed(self, group, outcomes: list[Outcome], error: BaseException | None) -> None:
         self._committing = False
-        error = finished.exception()
         if error is not None:
             _failed(len(group), error)
         _settle(group, outcomes, error)

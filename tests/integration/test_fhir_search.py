@@ -154,6 +154,13 @@ class TestCombinations:
         assert ids(search(client, "Patient?identifier=urn:many|M-5")) == []
         assert ids(search(client, "Patient?identifier=urn:many|N-69")) == [a["id"]]
 
+    def test_a_period_open_to_the_end_of_9999_is_stored_and_found(self, client):
+        task = rfi_task(start="2026-11-20T09:00:00Z")
+        task["executionPeriod"]["end"] = "9999-12-31"  # how many systems say "no end"
+        a = post(client, task)
+        assert a["id"] in ids(search(client, "Task?period=ge2026-11-20"))
+        assert a["id"] in ids(search(client, "Task?period=gt9999-12-30"))  # it runs past that day
+
     def test_string_contains_and_escaping(self, client):
         a = post(client, patient(family="O'Brien-Smith"))
         post(client, patient(family="Smithers"))

@@ -67,7 +67,8 @@ class SigningKeys:
         self.token_lifetime_seconds = token_lifetime_seconds
         self.cache_seconds = cache_seconds
         self._signer: tuple[ECKey, float] | None = None  # (private key, cached until, monotonic)
-        self._published: tuple[KeySet, float] | None = None  # (public keys, loaded at, monotonic)
+        # (public keys, their kids, loaded at (monotonic)): every request's token is checked against the kids
+        self._published: tuple[KeySet, frozenset[str], float] | None = None
         self._lock = threading.Lock()
 
     # -- signing ----------------------------------------------------------------------------------
@@ -113,28 +114,27 @@ class SigningKeys:
 
     def published(self, kid: str | None = None) -> KeySet:
         """Every key whose tokens may still be valid; reloaded when stale or when `kid` is new."""
+        return self._current(kid)[0]
+
+    def is_published(self, kid: str) -> bool:
+        return kid in self._current()[1]
+
+    def _current(self, kid: str | None = None) -> tuple[KeySet, frozenset[str], float]:
         cached = self._published
-        age = time.monotonic() - cached[1] if cached else None
+        age = time.monotonic() - cached[2] if cached else None
         if cached and age < self.cache_seconds:
-            if kid is None or kid in self._kids(cached[0]) or age < UNKNOWN_KID_RELOAD_SECONDS:
-                return cached[0]
+            if kid is None or kid in cached[1] or age < UNKNOWN_KID_RELOAD_SECONDS:
+                return cached
         with self._lock:
             rows = self.db.run_read(lambda conn: conn.execute(select(signing_keys.c.public_jwk)).scalars().all())
             keys = KeySet([ECKey.import_key(json.loads(r)) for r in rows])
-            self._published = (keys, time.monotonic())
-        return keys
-
-    def is_published(self, kid: str) -> bool:
-        return kid in self._kids(self.published())
+            current = self._published = (keys, frozenset(k.kid for k in keys.keys), time.monotonic())
+        return current
 
     def jwks(self) -> dict:
         """The document served at /.well-known/jwks.json."""
         self.signer()  # a fresh gateway publishes the key it is about to sign with
         return {"keys": [k.as_dict(private=False) for k in self.published().keys]}
-
-    @staticmethod
-    def _kids(keys: KeySet) -> set[str]:
-        return {k.kid for k in keys.keys}
 
     # -- operating ------------------------------------------------------------------------------
 

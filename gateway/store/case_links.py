@@ -30,7 +30,7 @@ from typing import Any, Iterable
 import orjson
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, text
 
-from gateway.store.prepared import Prepared
+from gateway.store.prepared import Prepared, PreparedRows
 from gateway.store.schema import care_team_agencies as cta
 from gateway.store.schema import case_agencies as ca
 from gateway.store.schema import pending_backfills
@@ -145,7 +145,7 @@ def relink(conn: Connection, resource_type: str, resource_id: str, resource: dic
     if not fresh:
         _DELETE_OWN.execute(conn, me).close()
     if rows:
-        _INSERT_LINKS.executemany(conn, [dict(zip(_LINK_COLUMNS, row)) for row in dict.fromkeys(rows)])
+        _INSERT_LINKS.insert(conn, list(dict.fromkeys(rows)))
     if resource_type == TEAM:
         _refresh_team(conn, resource_id, links.agencies, fresh)
     elif resource_type == CASE:
@@ -166,7 +166,7 @@ def _refresh_team(conn: Connection, team_id: str, agencies: tuple[str, ...], fre
     if not fresh:
         _DELETE_TEAM_AGENCIES.execute(conn, {"team": team_id}).close()
     if agencies:
-        _INSERT_TEAM_AGENCIES.executemany(conn, [{"care_team_id": team_id, "agency_id": a} for a in agencies])
+        _INSERT_TEAM_AGENCIES.insert(conn, [(team_id, a) for a in agencies])
     if fresh:
         return
     cases = sorted(c for (c,) in _CASES_NAMING.execute(conn, {"t": TEAM, "i": team_id, "c": CASE}).fetchall())
@@ -188,8 +188,7 @@ def _lock(conn: Connection, keys: list[str]) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(1, :k)"), {"k": key - 2**31})
 
 
-_LINK_COLUMNS = ("resource_type", "resource_id", "case_id", "via_type", "via_id")
-_INSERT_LINKS = Prepared(insert(rc), list(_LINK_COLUMNS))
+_INSERT_LINKS = PreparedRows(rc, ["resource_type", "resource_id", "case_id", "via_type", "via_id"])
 _DELETE_OWN = Prepared(delete(rc).where(rc.c.via_type == bindparam("t"), rc.c.via_id == bindparam("i")))
 _DELETE_INHERITED = Prepared(
     delete(rc).where(rc.c.resource_type == bindparam("t"), rc.c.resource_id == bindparam("i"), rc.c.via_type == bindparam("c"))
@@ -200,7 +199,7 @@ _PEOPLE_OF = Prepared(
     select(rc.c.resource_id).where(rc.c.via_type == bindparam("t"), rc.c.via_id == bindparam("i"), rc.c.resource_type == bindparam("p"))
 )
 _DELETE_TEAM_AGENCIES = Prepared(delete(cta).where(cta.c.care_team_id == bindparam("team")))
-_INSERT_TEAM_AGENCIES = Prepared(insert(cta), ["care_team_id", "agency_id"])
+_INSERT_TEAM_AGENCIES = PreparedRows(cta, ["care_team_id", "agency_id"])
 _DELETE_CASE_AGENCIES = Prepared(delete(ca).where(ca.c.case_id == bindparam("case")))
 # A case's agencies: those on the CareTeams its EpisodeOfCare names.
 _INSERT_CASE_AGENCIES = Prepared(

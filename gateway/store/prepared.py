@@ -7,7 +7,7 @@ statements per request. These run inside the same transaction as the SQLAlchemy 
 they are given, so they mix freely with ordinary Core statements.
 """
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.sql import ClauseElement
@@ -24,15 +24,6 @@ class Prepared:
         cursor = conn.connection.dbapi_connection.cursor()
         cursor.execute(sql, [params[name] for name in order] if order is not None else params)
         return cursor
-
-    def executemany(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-        sql, order = self._compiled(conn)
-        cursor = conn.connection.dbapi_connection.cursor()
-        if order is not None:
-            cursor.executemany(sql, [[row[name] for name in order] for row in rows])
-        else:
-            cursor.executemany(sql, list(rows))
-        cursor.close()
 
     def first(self, conn: Connection, params: dict[str, Any]) -> tuple | None:
         cursor = self.execute(conn, params)

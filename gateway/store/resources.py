@@ -9,23 +9,19 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, not_, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from gateway.errors import Conflict, PreconditionFailed
 from gateway.fhir import dates
 from gateway.fhir.indexing import IndexEntry
-from gateway.fhir.search import Criterion, DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
-from gateway.fhir.search_parameters import DATE, STRING
+from gateway.fhir.search import SearchQuery
 from gateway.fhir.validation import require_valid_id
-from gateway.store import case_links
+from gateway.store import case_links, search_sql
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.prepared import Prepared, PreparedRows
 from gateway.store.schema import resource_versions as rv
 from gateway.store.schema import resources as r
 from gateway.store.schema import search_index as si
-
-MAX_INDEXED_CHARS = 500
-
 
 @dataclass(frozen=True)
 class StoredVersion:
@@ -134,7 +130,7 @@ class ResourceStore:
         if clear:
             _CLEAR_INDEX.execute(conn, {"t": resource_type, "i": resource_id}).close()
         rows = [
-            (resource_type, resource_id, e.param, e.system, e.value[:MAX_INDEXED_CHARS] if e.value is not None else None, e.raw, e.lo, e.hi)
+            (resource_type, resource_id, e.param, e.system, e.value[:search_sql.MAX_INDEXED_CHARS] if e.value is not None else None, e.raw, e.lo, e.hi)
             for e in index
         ]
         if rows:
@@ -174,18 +170,10 @@ class ResourceStore:
 
     def search(self, conn: Connection, query: SearchQuery, visible_to: str | None = None) -> tuple[list[StoredVersion], int | None]:
         """`visible_to`: only resources that agency may see, in the page and in the total alike."""
-        where = [r.c.resource_type == query.resource_type, not_(r.c.deleted)]
-        where += [_criterion(query.resource_type, c) for c in query.criteria]
-        if visible_to is not None and query.resource_type not in case_links.NEVER_CASE_DATA:
-            where.append(case_links.visible_clause(r.c.resource_type, r.c.resource_id, visible_to))
-        total = None
-        if query.with_total:
-            total = conn.execute(select(func.count()).select_from(r).where(*where)).scalar_one()
-        if query.count == 0:
-            return [], total
-        stmt = _versions().join(r, _is_current()).where(*where)
-        stmt = stmt.order_by(*_order(query)).offset(query.offset).limit(query.count)
-        return [self._stored(conn, row) for row in conn.execute(stmt)], total
+        if query.resource_type in case_links.NEVER_CASE_DATA:
+            visible_to = None
+        rows, total = search_sql.run(conn, query, visible_to)
+        return [self._stored(conn, _VersionRow(*row)) for row in rows], total
 
     def _stored(self, conn: Connection, row) -> StoredVersion:
         body = None
@@ -243,99 +231,9 @@ def content_of(resource: dict) -> dict:
 
 
 def _versions():
-    return select(
-        rv.c.resource_type, rv.c.resource_id, rv.c.version_id, rv.c.last_updated, rv.c.method, rv.c.key_id, rv.c.body, rv.c.holder
-    )
-
-
-def _is_current():
-    return and_(r.c.resource_type == rv.c.resource_type, r.c.resource_id == rv.c.resource_id, r.c.version_id == rv.c.version_id)
-
-
-def _criterion(resource_type: str, criterion: Criterion):
-    name = criterion.param.index_name
-    if name == "_id":
-        return r.c.resource_id.in_([m.code for m in criterion.alternatives])
-    if name == "_lastUpdated":
-        return or_(*(_date_clause(m, r.c.last_updated, r.c.last_updated + 1) for m in criterion.alternatives))
-    # IN (subquery) lets the (partial) index on the criterion find the few matching ids first;
-    # the explicit IS NOT NULL term tells SQLite's planner the partial index applies.
-    dated = criterion.param.type == DATE
-    present = si.c.lo.is_not(None) if dated else si.c.value.is_not(None)
-    matching = select(si.c.resource_id).where(
-        si.c.resource_type == resource_type,
-        si.c.param == name,
-        present,
-        or_(*(_index_clause(m) for m in criterion.alternatives)),
-    )
-    return r.c.resource_id.in_(matching)
-
-
-def _index_clause(m):
-    if isinstance(m, TokenMatch):
-        clauses = []
-        if m.code is not None:
-            clauses.append(si.c.value == m.code)
-        if m.system_given:
-            clauses.append(si.c.system == m.system if m.system else si.c.system.is_(None))
-        return and_(*clauses)
-    if isinstance(m, StringMatch):
-        if m.mode == "exact":
-            return si.c.raw == m.value
-        pattern = _escape_like(m.value[:MAX_INDEXED_CHARS])
-        return si.c.value.like(f"%{pattern}%" if m.mode == "contains" else f"{pattern}%", escape="\\")
-    if isinstance(m, ReferenceMatch):
-        if m.id_suffix is not None:
-            return si.c.value.like(f"%/{_escape_like(m.id_suffix)}", escape="\\")
-        return si.c.value.in_(m.exact)
-    if isinstance(m, DateMatch):
-        return _date_clause(m, si.c.lo, si.c.hi)
-    raise TypeError(f"unknown match {m!r}")
-
-
-def _date_clause(m: DateMatch, lo, hi):
-    """FHIR date prefixes as comparisons of the target range [lo, hi) with the search range."""
-    inside = and_(lo >= m.lo, hi <= m.hi)
-    return {
-        "eq": inside,
-        "ne": not_(inside),
-        "gt": hi > m.hi,
-        "lt": lo < m.lo,
-        "ge": or_(hi > m.hi, inside),
-        "le": or_(lo < m.lo, inside),
-        "sa": lo >= m.hi,
-        "eb": hi <= m.lo,
-        "ap": and_(lo < m.hi, hi > m.lo),
-    }[m.prefix]
+    return select(*search_sql.VERSION_COLUMNS)
 
 
 _SELECT_CURRENT_BODY = Prepared(
-    _versions().join(r, _is_current()).where(rv.c.resource_type == bindparam("t"), rv.c.resource_id == bindparam("i"))
+    search_sql.current_versions().where(rv.c.resource_type == bindparam("t"), rv.c.resource_id == bindparam("i"))
 )
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _order(query: SearchQuery) -> list:
-    order = []
-    for param, descending in query.sort:
-        if param.name == "_lastUpdated":
-            column = r.c.last_updated
-        elif param.name == "_id":
-            column = r.c.resource_id
-        else:
-            target = si.c.lo if param.type == DATE else si.c.value if param.type == STRING else si.c.value
-            column = (
-                select(func.min(target))
-                .where(
-                    si.c.resource_type == r.c.resource_type,
-                    si.c.resource_id == r.c.resource_id,
-                    si.c.param == param.index_name,
-                )
-                .scalar_subquery()
-            )
-        order.append(column.desc() if descending else column.asc())
-    # a stable tie-break makes paging deterministic
-    return order + [r.c.last_updated.asc(), r.c.resource_id.asc()]

@@ -14,7 +14,7 @@ from gateway.bootstrap import build_services
 from gateway.domain.agencies import Agency
 from gateway.domain.vocabulary import AgencyType, Jurisdiction
 from gateway.settings import Settings
-from gateway.store import case_links, migrate, resources
+from gateway.store import case_links, migrate, resources, search_sql
 from gateway.store.database import Database
 from gateway.store.prepared import Prepared
 from gateway.store.schema import pending_backfills
@@ -42,17 +42,17 @@ def store_before_0007(monkeypatch):
     """The store's statements as they were before revision 0007 gave each version its holder."""
     columns = [c for c in rv.columns if c.name != "holder"]
 
-    def versions():
-        return select(*columns, null().label("holder"))
-
     with monkeypatch.context() as before:
-        before.setattr(resources, "_versions", versions)
+        before.setattr(search_sql, "VERSION_COLUMNS", (*columns, null().label("holder")))
         before.setattr(resources, "_INSERT_VERSION", Prepared(insert(rv), [c.name for c in columns]))
         before.setattr(resources, "_SELECT_CURRENT_BODY", Prepared(
-            versions().join(resources.r, resources._is_current()).where(rv.c.resource_type == bindparam("t"),
-                                                                       rv.c.resource_id == bindparam("i"))
+            search_sql.current_versions().where(rv.c.resource_type == bindparam("t"), rv.c.resource_id == bindparam("i"))
         ))
-        yield before
+        search_sql._plan.cache_clear()  # searches compiled with today's columns
+        try:
+            yield before
+        finally:
+            search_sql._plan.cache_clear()
 
 
 def test_upgrading_from_the_first_revision_keeps_data_and_search(tmp_path, empty_database_url, data_key, monkeypatch):

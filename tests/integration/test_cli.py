@@ -85,7 +85,9 @@ def test_serve_answers_health_metrics_and_fhir(env, tmp_path):
     finally:
         log = server.stop()
     assert "Tran" not in log  # names in bodies and query strings never reach the log
-    assert "POST /fhir/{resource_type} 201" in log
+    # one line per request: when, level, logger, then method, route template, status, time, request id
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO gateway.access POST /fhir/\{resource_type\} 201 [\d.]+ms id=[0-9a-f]{32}$",
+                     log, re.MULTILINE)
 
 
 def test_keys_rotate_runs_beside_a_serving_gateway(env, tmp_path):

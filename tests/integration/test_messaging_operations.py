@@ -13,7 +13,7 @@ from gateway.connectors import embedded, topics
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, TransportError
 from gateway.domain.vocabulary import MessageEvent
 from gateway.messaging import outbox as outbox_module
-from gateway.messaging.inbound import GROUP
+from gateway.messaging.inbound import BATCH, GROUP
 from gateway.messaging.outbox import OutboxRelay
 from gateway.messaging.retention import QueueRetention
 from gateway.settings import Settings
@@ -328,3 +328,27 @@ def test_a_running_gateway_forgets_handled_ids_past_their_retention(services):
 
 def handled_ids(services) -> list[str]:
     return services.db.run_read(lambda conn: conn.execute(select(processed_messages.c.message_id)).scalars().all())
+
+
+def test_a_backlog_is_handled_in_transactions_of_at_most_one_batch(services, monkeypatch):
+    """Each transaction holds the one SQLite writer (API writes wait behind it) and its answers
+    leave only when it commits: a backlog is worked off a bounded batch at a time."""
+    topic = topics.inbound("qps")
+    services.transport.create_topics([topic])
+    backlog = 2 * BATCH + 50
+    services.transport.publish([OutgoingMessage(topic, "case-1", b"not a message", {MESSAGE_ID: f"m-{i}"}) for i in range(backlog)])
+    sizes: list[int] = []
+    handle = services.inbound.process
+    monkeypatch.setattr(services.inbound, "process", lambda messages, relay=None: sizes.append(len(messages)) or handle(messages, relay))
+    stop = threading.Event()
+    worker = threading.Thread(target=services.inbound.run, args=(services.transport, stop))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while sum(sizes) < backlog and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        worker.join()
+    assert sum(sizes) == backlog  # every message handled (here: dead-lettered as malformed), none twice
+    assert max(sizes) == BATCH and len(sizes) >= 3

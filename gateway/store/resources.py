@@ -129,8 +129,9 @@ class ResourceStore:
     def _reindex(self, conn, resource_type, resource_id, index: Iterable[IndexEntry], clear: bool) -> None:
         if clear:
             _CLEAR_INDEX.execute(conn, {"t": resource_type, "i": resource_id}).close()
+        cut = search_sql.MAX_INDEXED_CHARS
         rows = [
-            (resource_type, resource_id, e.param, e.system, e.value[:search_sql.MAX_INDEXED_CHARS] if e.value is not None else None, e.raw, e.lo, e.hi)
+            (resource_type, resource_id, e.param, e.system, e.value[:cut] if e.value is not None else None, e.raw, e.lo, e.hi)
             for e in index
         ]
         if rows:

@@ -336,7 +336,8 @@ def test_a_backlog_is_handled_in_transactions_of_at_most_one_batch(services, mon
     topic = topics.inbound("qps")
     services.transport.create_topics([topic])
     backlog = 2 * BATCH + 50
-    services.transport.publish([OutgoingMessage(topic, "case-1", b"not a message", {MESSAGE_ID: f"m-{i}"}) for i in range(backlog)])
+    malformed = [OutgoingMessage(topic, "case-1", b"not a message", {MESSAGE_ID: f"m-{i}"}) for i in range(backlog)]
+    services.transport.publish(malformed)
     sizes: list[int] = []
     handle = services.inbound.process
     monkeypatch.setattr(services.inbound, "process", lambda messages, relay=None: sizes.append(len(messages)) or handle(messages, relay))

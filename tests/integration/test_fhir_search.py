@@ -59,6 +59,11 @@ CASES = [
     (risk_assessment(subject="Patient/v3"), "subject=Patient/v3", "subject=Patient/v4"),
     (risk_assessment(date="2026-11-20"), "date=2026-11-20", "date=2026-11-21"),
     (risk_assessment(date="2026-11-20"), "date=gt2026-11-19", "date=gt2026-11-20"),
+    (risk_assessment(date="2026-11-20"), "date=le2026-11-20", "date=le2026-11-19"),
+    (risk_assessment(date="2026-11-20"), "date=ne2026-11-21", "date=ne2026-11-20"),
+    (risk_assessment(date="2026-11-20"), "date=sa2026-11-19", "date=sa2026-11-20"),
+    (risk_assessment(date="2026-11-20"), "date=eb2026-11-21", "date=eb2026-11-20"),
+    (risk_assessment(date="2026-11-20"), "date=ap2026-11-20", "date=ap2025"),
     (risk_assessment(risk="imminent"), "risk=imminent", "risk=high"),
     (
         {"resourceType": "CareTeam", "status": "active", "subject": {"reference": "Patient/v5"},

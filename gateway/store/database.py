@@ -141,9 +141,12 @@ class Database:
 
     def dispose(self) -> None:
         if self._writer is not None:
-            self._write_connection.close()  # waiting groups are refused from here on, not run on a new connection
-            self._loop_writes.stop()
+            # Groups waiting are refused from here on; the group each thread is running ends (and
+            # commits) first, and only then is the connection closed under them.
+            self._write_connection.refuse_new_groups()
             self._writer.stop()
+            self._loop_writes.stop()
+            self._write_connection.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self._drop_inline_connection()

@@ -24,6 +24,7 @@ import threading
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from sqlalchemy import Connection
@@ -108,14 +109,19 @@ class WriteConnection:
         conn, self._conn = self._conn, None
         discard(conn)
 
-    def close(self) -> None:
-        """No more groups: the database is being disposed of."""
+    def refuse_new_groups(self) -> None:
+        """The database is being disposed of: a group not yet begun is answered ServiceUnavailable."""
         self.closed = True
-        self.drop()
+
+    def close(self) -> None:
+        """Once the groups under way have ended: waits for the lock, so none loses its connection mid-job."""
+        self.refuse_new_groups()
+        with self.lock:
+            self.drop()
 
     def _connection(self) -> Connection:
         if self.closed:
-            raise ServiceUnavailable("The gateway is shutting down; retry shortly")
+            raise ShuttingDown()
         if self._conn is None:
             self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
             self._waits = True
@@ -133,6 +139,13 @@ def discard(conn: Connection | None) -> None:
         with suppress(Exception):  # a broken connection may not close cleanly; it is gone either way
             conn.invalidate()
             conn.close()
+
+
+@dataclass
+class ShuttingDown(ServiceUnavailable):
+    """The database is being disposed of: a write not yet begun is refused, not run."""
+
+    message: str = "The gateway is shutting down; retry shortly"
 
 
 class Busy(Exception):
@@ -270,10 +283,10 @@ class _Lane:
             return
         try:
             self._owner._committer.submit(self._commit, transaction, group, outcomes)
-        except BaseException as exc:  # the commit thread is gone (shutting down): nothing is committed
+        except RuntimeError:  # the commit thread is gone (shutting down): nothing is committed
             writes.rollback(transaction)
             writes.lock.release()
-            _settle(group, None, exc)
+            _settle(group, None, ShuttingDown())
             return
         self._committing = True
 
@@ -338,7 +351,7 @@ def _chain(source: Future, target: asyncio.Future, loop: asyncio.AbstractEventLo
 
 
 def _failed(size: int, exc: BaseException) -> None:
-    if size > 1:
+    if size > 1 and not isinstance(exc, ShuttingDown):  # refused at shutdown: not a fault to report
         log.error("write group of %d failed to commit: %s", size, type(exc).__name__)
 
 

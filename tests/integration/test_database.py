@@ -227,3 +227,34 @@ def test_a_write_after_the_database_is_disposed_of_is_refused_not_run(database_u
     database.dispose()
     with pytest.raises(ServiceUnavailable):
         asyncio.run(database.write(note("too late")))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_writes_under_way_when_the_database_is_disposed_of_commit_or_are_refused(database_url):
+    """Shutting down while writes are queued and one is running: the running group finishes and
+    commits, the queued ones are refused (ServiceUnavailable). Each answer matches the disk."""
+    database = Database(database_url)
+    database.run_write(lambda conn: metadata.create_all(conn))
+    running = threading.Event()
+
+    def slow(conn):
+        conn.execute(insert(notes).values(text="slow"))
+        running.set()
+        time.sleep(0.3)  # dispose() is called meanwhile
+
+    futures = {"slow": database.submit_write(slow)}
+    running.wait(5)
+    futures.update({f"q{i}": database.submit_write(note(f"q{i}")) for i in range(20)})
+    database.dispose()
+
+    answered = {}
+    for text, future in futures.items():
+        error = future.exception(timeout=5)
+        assert error is None or isinstance(error, ServiceUnavailable), repr(error)
+        answered[text] = error is None
+    assert answered["slow"]
+    reopened = Database(database_url)
+    try:
+        assert texts(reopened) == sorted(t for t, ok in answered.items() if ok)
+    finally:
+        reopened.dispose()

@@ -66,20 +66,24 @@ class SigningKeys:
         self.keyring = keyring
         self.token_lifetime_seconds = token_lifetime_seconds
         self.cache_seconds = cache_seconds
-        self._signer: tuple[ECKey, float] | None = None  # (private key, cached until, monotonic)
-        # (public keys, their kids, loaded at (monotonic)): every request's token is checked against the kids
-        self._published: tuple[KeySet, frozenset[str], float] | None = None
+        # Each cache entry names how many rotations this process had made when its read began, and
+        # is used only while that count holds: an entry read while a rotation committed is never
+        # used again, even when it is stored after the rotation ended.
+        self._rotations = 0
+        self._signer: tuple[ECKey, float, int] | None = None  # (private key, cached until (monotonic), rotations)
+        # (public keys, their kids, loaded at (monotonic), rotations): every request's token is checked against the kids
+        self._published: tuple[KeySet, frozenset[str], float, int] | None = None
         self._lock = threading.Lock()
 
     # -- signing ----------------------------------------------------------------------------------
 
     def signer(self) -> ECKey:
         """The private key new tokens are signed with (made on first use)."""
-        cached = self._signer
-        if cached and cached[1] > time.monotonic():
+        cached, rotations = self._signer, self._rotations
+        if cached and cached[1] > time.monotonic() and cached[2] == rotations:
             return cached[0]
         key = self.db.run_read(self._active) or self.db.run_write(self._active_or_new)
-        self._signer = (key, time.monotonic() + self.cache_seconds)
+        self._signer = (key, time.monotonic() + self.cache_seconds, rotations)
         return key
 
     def _active_or_new(self, conn: Connection) -> ECKey:
@@ -119,16 +123,17 @@ class SigningKeys:
     def is_published(self, kid: str) -> bool:
         return kid in self._current()[1]
 
-    def _current(self, kid: str | None = None) -> tuple[KeySet, frozenset[str], float]:
+    def _current(self, kid: str | None = None) -> tuple[KeySet, frozenset[str], float, int]:
         cached = self._published
         age = time.monotonic() - cached[2] if cached else None
-        if cached and age < self.cache_seconds:
+        if cached and age < self.cache_seconds and cached[3] == self._rotations:
             if kid is None or kid in cached[1] or age < UNKNOWN_KID_RELOAD_SECONDS:
                 return cached
         with self._lock:
+            rotations = self._rotations
             rows = self.db.run_read(lambda conn: conn.execute(select(signing_keys.c.public_jwk)).scalars().all())
             keys = KeySet([ECKey.import_key(json.loads(r)) for r in rows])
-            current = self._published = (keys, frozenset(k.kid for k in keys.keys), time.monotonic())
+            current = self._published = (keys, frozenset(k.kid for k in keys.keys), time.monotonic(), rotations)
         return current
 
     def jwks(self) -> dict:
@@ -140,7 +145,7 @@ class SigningKeys:
 
     def rotate(self, revoke_previous: bool = False) -> RotationResult:
         result = self.db.run_write(lambda conn: self._rotate(conn, revoke_previous))
-        self._signer = self._published = None
+        self._rotations += 1  # after the commit: every cached key is read again, and sees the new keys
         return result
 
     def _rotate(self, conn: Connection, revoke_previous: bool) -> RotationResult:

@@ -53,6 +53,39 @@ def test_a_rotation_by_one_process_is_seen_by_the_other(services, second_process
     assert second_process.identity.access.verify(old, ROOT).client_id == system.client_id
 
 
+def rotation_during_the_next_read(monkeypatch, signing):
+    """The next key read gets the keys as they were, and a revoking rotation commits right after
+    that read, before its caller keeps what it read (as another thread's rotation can)."""
+    read = signing.db.run_read
+
+    def read_then_rotate(job):
+        monkeypatch.setattr(signing.db, "run_read", read)
+        found = read(job)
+        signing.rotate(revoke_previous=True)
+        return found
+
+    monkeypatch.setattr(signing.db, "run_read", read_then_rotate)
+
+
+def test_keys_read_while_a_revocation_commits_are_not_kept(services, monkeypatch):
+    signing = services.identity.signing
+    revoked = signing.signer().kid
+    signing._published = None  # the next check reads the keys
+    rotation_during_the_next_read(monkeypatch, signing)
+    assert signing.is_published(revoked)  # that check read before the rotation committed
+    assert not signing.is_published(revoked)  # but what it read is not kept for the cache's lifetime
+    assert signing.signer().kid != revoked
+
+
+def test_a_signing_key_read_while_a_revocation_commits_is_not_kept(services, monkeypatch):
+    signing = services.identity.signing
+    revoked = signing.signer().kid
+    signing._signer = None  # the next signature reads the key
+    rotation_during_the_next_read(monkeypatch, signing)
+    assert signing.signer().kid == revoked  # read before the rotation committed
+    assert signing.signer().kid != revoked  # no further token is signed with the deleted key
+
+
 def test_used_assertions_are_purged_once_expired(services, monkeypatch):
     used, now = replay.UsedAssertions(services.db), time.time()
     assert used.first_use("vicpol-cad", "first", now + 60)

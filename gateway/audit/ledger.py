@@ -10,7 +10,6 @@ checkpoints. (Entries appended after the last checkpoint are protected by the ch
 """
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Connection, func, insert, select
 
+from gateway.fhir.dates import now_micros
 from gateway.fhir.indexing import index_entries
 from gateway.store.database import Database
 from gateway.store.prepared import Prepared
@@ -100,7 +100,7 @@ class DisclosureLedger:
         conn.execute(
             insert(audit_checkpoints).values(
                 seq=seq, chain=chain, key_id=self.signer.key_id, signature=self.signer.sign(seq, chain),
-                signed_at=time.time_ns() // 1000,
+                signed_at=now_micros(),
             )
         )
 

@@ -8,7 +8,6 @@ so that its id is never handed to another system.
 
 import json
 import re
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
@@ -17,6 +16,7 @@ from gateway.auth.agencies import AgencyRegistry
 from gateway.auth.jwks import JwksError, check_jwks_url, parse_public_jwks
 from gateway.auth.scopes import ScopeError, ScopeSet
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.schema import oauth_clients
 
@@ -24,9 +24,6 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 AUTH_METHOD = "private_key_jwt"
 GRANT_TYPE = "client_credentials"
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ class ClientRegistry:
     def _upsert(self, conn: Connection, row: dict) -> tuple[RegisteredClient, bool]:
         self.db.advisory_lock(conn, f"client:{row['client_id']}")
         current = self.get(conn, row["client_id"])
-        now = _now_us()
+        now = now_micros()
         if current is None:
             conn.execute(insert(oauth_clients).values(**row, created_at=now, updated_at=now))
         elif current.revoked:
@@ -128,7 +125,7 @@ class ClientRegistry:
             if current is None:
                 raise NotFound(f"client {client_id} is not registered")
             if not current.revoked:
-                conn.execute(update(oauth_clients).where(oauth_clients.c.client_id == client_id).values(revoked_at=_now_us()))
+                conn.execute(update(oauth_clients).where(oauth_clients.c.client_id == client_id).values(revoked_at=now_micros()))
             return self.get(conn, client_id)
 
         return self.db.run_write(job)

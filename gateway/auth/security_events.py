@@ -13,11 +13,11 @@ request came from.
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
 
+from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.schema import security_events
 
@@ -56,7 +56,7 @@ class SecurityEvents:
 
     def record(self, event: SecurityEvent) -> None:
         row = {
-            "occurred_at": event.occurred_at or time.time_ns() // 1000,
+            "occurred_at": event.occurred_at or now_micros(),
             "kind": event.kind,
             "reason": event.reason[:64],
             "client_id": claimed_id(event.client_id),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import Connection, delete, insert, select, update
 
+from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
 from gateway.store.key_rotation import SealedColumn
@@ -29,9 +30,6 @@ ALGORITHM = "ES256"  # signs in ~45 µs and verifies in ~95 µs; RSA-2048 signin
 CURVE = "P-256"
 UNKNOWN_KID_RELOAD_SECONDS = 1.0  # a flood of made-up kids costs at most one read a second
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _aad(kid: str) -> bytes:
@@ -109,7 +107,7 @@ class SigningKeys:
         conn.execute(
             insert(signing_keys).values(
                 kid=kid, algorithm=ALGORITHM, public_jwk=json.dumps(key.as_dict(private=False)), key_id=key_id,
-                private_jwk=ciphertext, created_at=_now_us(),
+                private_jwk=ciphertext, created_at=now_micros(),
             )
         )
         return key
@@ -150,7 +148,7 @@ class SigningKeys:
 
     def _rotate(self, conn: Connection, revoke_previous: bool) -> RotationResult:
         self.db.advisory_lock(conn, "signing-keys")
-        now = _now_us()
+        now = now_micros()
         retired = list(conn.execute(select(signing_keys.c.kid).where(signing_keys.c.retired_at.is_(None))).scalars())
         conn.execute(update(signing_keys).where(signing_keys.c.retired_at.is_(None)).values(retired_at=now))
         new_kid = self._create(conn).kid

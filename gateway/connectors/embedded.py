@@ -27,6 +27,7 @@ from sqlalchemy import Connection, delete, func, insert, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.connectors.transport import MESSAGE_ID, Consumer, DeliveredMessage, OutgoingMessage, Transport, UnknownTopic
+from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
 from gateway.store.key_rotation import SealedColumn
@@ -77,7 +78,7 @@ class DatabaseQueue(Transport):
         return self.db.run_write(lambda conn: [t for t in dict.fromkeys(topics) if self._create(conn, t, partitions)])
 
     def _create(self, conn: Connection, topic: str, partitions: int) -> bool:
-        stmt = self._insert(qt).values(topic=topic, partitions=partitions, created_at=_now_us())
+        stmt = self._insert(qt).values(topic=topic, partitions=partitions, created_at=now_micros())
         return conn.execute(stmt.on_conflict_do_nothing().returning(qt.c.topic)).first() is not None
 
     def topics(self) -> set[str]:
@@ -106,7 +107,7 @@ class DatabaseQueue(Transport):
             return
         self.db.advisory_lock(conn, "queue")  # offsets commit in order; see the module docstring
         partitions = self._topic_partitions(conn, {m.topic for m in messages})
-        now = _now_us()
+        now = now_micros()
         conn.execute(insert(qm), [self._row(conn, m, partitions[m.topic], now) for m in messages])
         conn.info[PUBLISHED] = True
 
@@ -294,6 +295,3 @@ def _next_offsets(conn: Connection, positions: Sequence[tuple[Position, int]], l
 def _chunks(items: list, size: int) -> Iterable[list]:
     return (items[i:i + size] for i in range(0, len(items), size))
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000

@@ -5,6 +5,7 @@ compare ranges: a value is stored as [lo, hi) and a search prefix is a compariso
 """
 
 import re
+import time
 from datetime import date, datetime, timedelta, timezone
 
 _PATTERN = re.compile(
@@ -17,6 +18,11 @@ _EPOCH_DAY = EPOCH.toordinal()
 _DAY_US = 86_400_000_000
 MIN_US = -(2**62)
 MAX_US = 2**62
+
+
+def now_micros() -> int:
+    """Now, in UTC microseconds: how the gateway stores every moment it records."""
+    return time.time_ns() // 1000
 
 
 def to_micros(moment: datetime) -> int:

@@ -8,7 +8,6 @@ the transport. Replaying forgets that the message id was handled and sends the o
 the topic it came from, in one transaction.
 """
 
-import time
 from dataclasses import dataclass
 
 import orjson
@@ -16,6 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from gateway.connectors import topics
 from gateway.connectors.transport import MESSAGE_ID, DeliveredMessage, OutgoingMessage
+from gateway.fhir.dates import now_micros
 from gateway.messaging.bundles import is_message_id
 from gateway.messaging.outbox import Outbox
 from gateway.store.encryption import DataKeyring
@@ -48,7 +48,7 @@ class DeadLetters:
         row_id = conn.execute(
             insert(dead_letters).values(
                 message_id=message_id, topic=message.topic, msg_key=message.key, headers=orjson.dumps(headers).decode(),
-                key_id=kid, payload=blob, reason_code=reason_code, reason=reason, failed_at=_now_us(),
+                key_id=kid, payload=blob, reason_code=reason_code, reason=reason, failed_at=now_micros(),
             ).returning(dead_letters.c.id)
         ).scalar_one()
         copy = {**headers, MESSAGE_ID: f"dead-letter-{row_id}-{message_id or ''}"[:64],
@@ -78,9 +78,9 @@ class DeadLetters:
             conn.execute(delete(processed_messages).where(processed_messages.c.message_id == row.message_id))
             headers[MESSAGE_ID] = row.message_id
         else:  # it had no id at all: it cannot be handled until the sender fixes it, but it can be retried
-            headers[MESSAGE_ID] = f"replay-{row.id}-{_now_us()}"
+            headers[MESSAGE_ID] = f"replay-{row.id}-{now_micros()}"
         self.outbox.add(conn, OutgoingMessage(row.topic, row.msg_key, value, headers))
-        conn.execute(update(dead_letters).where(dead_letters.c.id == row.id).values(replayed_at=_now_us()))
+        conn.execute(update(dead_letters).where(dead_letters.c.id == row.id).values(replayed_at=now_micros()))
         return True
 
 
@@ -90,6 +90,3 @@ def _aad(topic: str, message_id: str | None) -> bytes:
 
 SEALED = SealedColumn("dead letters", dead_letters, "payload", lambda row: _aad(row.topic, row.message_id))  # re-encrypted on key rotation
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000

@@ -17,7 +17,6 @@ found already handled.
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 from gateway.connectors import topics
 from gateway.connectors.transport import Consumer, DeliveredMessage, Transport
 from gateway.errors import Forbidden, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from gateway.fhir.dates import now_micros
 from gateway.messaging import bundles
 from gateway.messaging.bundles import Message
 from gateway.messaging.dead_letters import DeadLetters
@@ -158,7 +158,7 @@ class InboundProcessor:
         return _SEEN.first(conn, {"m": message_id}) is not None
 
     def _record(self, conn: Connection, message_id: str, topic: str, outcome: str) -> None:
-        row = {"message_id": message_id, "topic": topic, "outcome": outcome[:32], "processed_at": time.time_ns() // 1000}
+        row = {"message_id": message_id, "topic": topic, "outcome": outcome[:32], "processed_at": now_micros()}
         _RECORD.execute(conn, row).close()
 
     def _apply(self, conn: Connection, delivered: DeliveredMessage, memo: dict) -> str:

@@ -20,7 +20,6 @@ holds and will publish first; otherwise they stay due for the claim, behind the 
 
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from gateway.connectors.embedded import DatabaseQueue
 from gateway.connectors.transport import MESSAGE_ID, OutgoingMessage, Transport, TransportError
+from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
 from gateway.store.key_rotation import SealedColumn
@@ -52,9 +52,6 @@ _OLDER = select(outbox.c.id).where(
 ).limit(1)
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
 
 def _aad(message_id: str) -> bytes:
     return b"outbox:" + message_id.encode()
@@ -71,7 +68,7 @@ class Outbox:
         """Queue a message in the caller's transaction; it carries a message id header."""
         message_id = message.headers[MESSAGE_ID]
         kid, blob = self.keyring.encrypt(conn, message.value, _aad(message_id))
-        now = _now_us()
+        now = now_micros()
         row = {
             "message_id": message_id, "topic": message.topic, "msg_key": message.key,
             "headers": orjson.dumps(dict(message.headers)).decode(), "key_id": kid, "payload": blob, "created_at": now,
@@ -146,7 +143,7 @@ class OutboxRelay:
                 adopted += group
         if not adopted:
             return None
-        lease = _now_us() + LEASE_US  # if this process dies before publishing, another relays them after the lease
+        lease = now_micros() + LEASE_US  # if this process dies before publishing, another relays them after the lease
         conn.execute(update(outbox).where(outbox.c.id.in_([c.row_id for c in adopted])).values(next_attempt_at=lease))
         return Handoff(adopted, epochs)
 
@@ -332,11 +329,11 @@ class OutboxRelay:
         return select(outbox).where(outbox.c.next_attempt_at <= now, ~blocked).order_by(outbox.c.id)
 
     def _anything_due(self, conn: Connection) -> bool:
-        return conn.execute(self._claimable(_now_us()).with_only_columns(outbox.c.id).limit(1)).first() is not None
+        return conn.execute(self._claimable(now_micros()).with_only_columns(outbox.c.id).limit(1)).first() is not None
 
     def _claim(self, conn: Connection, lease_us: int) -> list["_Claimed"]:
         self.db.advisory_lock(conn, "outbox-claim")  # claims take turns, so each sees the leases before it
-        now = _now_us()
+        now = now_micros()
         query = self._claimable(now).limit(self.batch)
         if not self.db.is_sqlite:
             query = query.with_for_update(of=outbox, skip_locked=True)
@@ -350,7 +347,7 @@ class OutboxRelay:
         return OutgoingMessage(row.topic, row.msg_key, value, orjson.loads(row.headers))
 
     def _back_off(self, conn: Connection, claimed: Sequence["_Claimed"], exc: Exception) -> None:
-        now = _now_us()
+        now = now_micros()
         for c in claimed:
             delay = BACKOFF_US[min(c.attempts, len(BACKOFF_US) - 1)]
             conn.execute(
@@ -374,8 +371,8 @@ def _delete(conn: Connection, claimed: Sequence[_Claimed]) -> None:
 
 def _release(conn: Connection, claimed: Sequence[_Claimed]) -> None:
     """Due now: the claim takes them in order, once the older rows of their topic have left."""
-    conn.execute(update(outbox).where(outbox.c.id.in_([c.row_id for c in claimed])).values(next_attempt_at=_now_us()))
+    conn.execute(update(outbox).where(outbox.c.id.in_([c.row_id for c in claimed])).values(next_attempt_at=now_micros()))
 
 
 def _due_topics(conn: Connection) -> set[str]:
-    return set(conn.execute(select(outbox.c.topic).where(outbox.c.next_attempt_at <= _now_us()).distinct()).scalars())
+    return set(conn.execute(select(outbox.c.topic).where(outbox.c.next_attempt_at <= now_micros()).distinct()).scalars())

@@ -12,12 +12,12 @@ it is older than GATEWAY_IDEMPOTENCY_RETENTION_HOURS, 30 days by default: longer
 can wait on a topic to be delivered again (Settings refuses one shorter than the queue's).
 """
 
-import time
 
 from sqlalchemy import Connection, delete, select
 
 from gateway.connectors import topics
 from gateway.connectors.embedded import TRIM_BATCH, DatabaseQueue, Position
+from gateway.fhir.dates import now_micros
 from gateway.store.schema import inbox_positions, processed_messages
 
 
@@ -57,4 +57,4 @@ class IdempotencyRetention:
 
 def _cutoff(retention_us: int) -> int:
     """The time (UTC microseconds) before which a record is past its retention."""
-    return time.time_ns() // 1000 - retention_us
+    return now_micros() - retention_us

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, insert, select, update
 
+from gateway.fhir.dates import now_micros
 from gateway.store.schema import data_keys
 
 NONCE_BYTES = 12
@@ -98,7 +99,7 @@ class DataKeyring:
             conn.execute(update(data_keys).where(data_keys.c.active).values(active=False))
         conn.execute(
             insert(data_keys).values(
-                kid=kid, kek_id=self._kek_id, wrapped=wrapped, created_at=time.time_ns() // 1000, active=activate
+                kid=kid, kek_id=self._kek_id, wrapped=wrapped, created_at=now_micros(), active=activate
             )
         )
         with self._lock:

@@ -14,6 +14,7 @@ from typing import Callable
 
 from sqlalchemy import Row, Table, func, select, update
 
+from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.schema import data_keys
@@ -74,7 +75,7 @@ def rotate_data_key(
         lambda conn: conn.execute(
             update(data_keys)
             .where(data_keys.c.kid != new_kid, data_keys.c.retired_at.is_(None))
-            .values(retired_at=time.time_ns() // 1000)
+            .values(retired_at=now_micros())
         )
     )
     return RotationReport(new_kid, done)

@@ -4,7 +4,6 @@ Every version's body is the canonical JSON bytes (with id and meta filled in) en
 reads decrypt those bytes and serve them as they are, never re-serialising a model.
 """
 
-import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple
 
@@ -73,7 +72,7 @@ class ResourceStore:
             raise PreconditionFailed.at("If-Match", f"If-Match asked for version {if_match} but {found}")
         version = current_version + 1
         # lastUpdated never goes backwards for one resource, even if the clock does
-        now = max(time.time_ns() // 1000, current_updated + 1)
+        now = max(dates.now_micros(), current_updated + 1)
         body = key_id = ciphertext = None
         if resource is not None:
             resource["id"] = resource_id

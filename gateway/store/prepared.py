@@ -7,20 +7,29 @@ statements per request. These run inside the same transaction as the SQLAlchemy 
 they are given, so they mix freely with ordinary Core statements.
 """
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+
+
+class Compiled(NamedTuple):
+    sql: str
+    order: Sequence[str] | None  # bind names in order, for positional paramstyles (SQLite's qmark)
+    constants: dict[str, Any]  # the statement's own literals (a resource type, a parameter name)
 
 
 class Prepared:
     def __init__(self, statement: ClauseElement, columns: Sequence[str] | None = None):
         self.statement = statement
         self.columns = columns  # for an INSERT: the columns it sets (the rest take their defaults)
-        self._by_dialect: dict[str, tuple[str, Sequence[str] | None]] = {}
+        self._by_dialect: dict[str, Compiled] = {}
 
     def execute(self, conn: Connection, params: dict[str, Any]):
-        sql, order = self._compiled(conn)
+        sql, order, constants = self.compiled_for(conn.dialect)
+        if constants:
+            params = {**constants, **params}
         cursor = conn.connection.dbapi_connection.cursor()
         cursor.execute(sql, [params[name] for name in order] if order is not None else params)
         return cursor
@@ -32,20 +41,30 @@ class Prepared:
         finally:
             cursor.close()
 
+    def all(self, conn: Connection, params: dict[str, Any]) -> list[tuple]:
+        cursor = self.execute(conn, params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def rowcount(self, conn: Connection, params: dict[str, Any]) -> int:
         cursor = self.execute(conn, params)
         count = cursor.rowcount
         cursor.close()
         return count
 
-    def _compiled(self, conn: Connection) -> tuple[str, Sequence[str] | None]:
-        dialect = conn.dialect
+    def compiled_for(self, dialect: Dialect) -> Compiled:
         found = self._by_dialect.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
-            # positional paramstyles (qmark: SQLite) need the bind names in order
-            order = list(compiled.positiontup) if compiled.positional else None
-            found = self._by_dialect[dialect.name] = (compiled.string, order)
+            if "POSTCOMPILE" in compiled.string:  # an expanding IN needs SQLAlchemy at every execution
+                raise AssertionError(f"a prepared statement left to expand at execution: {compiled.string}")
+            # binds SQLAlchemy made of the statement's literals are unique (anonymous); the named ones are the caller's
+            literals = {name for name, bind in compiled.binds.items() if bind.unique}
+            constants = {k: v for k, v in compiled.construct_params(_check=False).items() if k in literals}
+            order = tuple(compiled.positiontup) if compiled.positional else None
+            found = self._by_dialect[dialect.name] = Compiled(compiled.string, order, constants)
         return found
 
 

@@ -6,21 +6,19 @@ the SQLAlchemy statement and its cache key for every search cost several times w
 database spends running it: a third of an RFI's handling, which reads a case's consents and
 newest risk assessments by search. So a query is split into its shape, in which every value is
 replaced by its position in a list, and that list of values; the shape's statement is built and
-compiled once per dialect and run on the transaction's DBAPI cursor (as gateway.store.prepared
-does for fixed statements) with the values bound by position.
+compiled once per dialect and run on the transaction's DBAPI cursor (gateway.store.prepared, as
+the fixed statements are) with the values bound by name (v0, v1, ...).
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, not_, or_, select
-from sqlalchemy.engine import Dialect
 
 from gateway.fhir.search import DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
 from gateway.fhir.search_parameters import DATE
 from gateway.store import case_links
+from gateway.store.prepared import Prepared
 from gateway.store.schema import resource_versions as rv
 from gateway.store.schema import resources as r
 from gateway.store.schema import search_index as si
@@ -47,12 +45,13 @@ def run(conn: Connection, query: SearchQuery, visible_to: str | None) -> tuple[l
     """The page of VERSION_COLUMNS rows `query` asks for, and the total when it asks for one.
     `visible_to`: only what that agency may see (gateway.store.case_links.visible_clause)."""
     shape, values = shape_of(query, visible_to)
+    params = {_name(i): value for i, value in enumerate(values)}
     total = None
     if query.with_total:
-        total = _plan(conn.dialect, shape, "total").fetch(conn, values)[0][0]
+        total = _plan(shape, "total").all(conn, params)[0][0]
     if query.count == 0:
         return [], total
-    return _plan(conn.dialect, shape, "page").fetch(conn, values), total
+    return _plan(shape, "page").all(conn, params), total
 
 
 # -- a query's shape and values -------------------------------------------------------------------
@@ -113,30 +112,10 @@ def _escape_like(text: str) -> str:
 # -- a shape's statement --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Plan:
-    sql: str
-    order: tuple[str, ...] | None  # bind names in order, for positional paramstyles (SQLite's qmark)
-    constants: dict[str, Any]  # the statement's own literals (resource type, parameter names)
-
-    def fetch(self, conn: Connection, values: Sequence[Any]) -> list[tuple]:
-        params = {**self.constants, **{_name(i): v for i, v in enumerate(values)}}
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(self.sql, [params[n] for n in self.order] if self.order is not None else params)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
-
-
 @lru_cache(maxsize=PLANS)
-def _plan(dialect: Dialect, shape: tuple, kind: str) -> _Plan:
-    compiled = _statement(shape, kind).compile(dialect=dialect)
-    if "POSTCOMPILE" in compiled.string:  # an expanding IN would need SQLAlchemy at every execution
-        raise AssertionError(f"search SQL left to expand at execution: {compiled.string}")
-    values = {name for name, bind in compiled.binds.items() if not bind.unique}  # ours; the rest are literals
-    constants = {k: v for k, v in compiled.construct_params(_check=False).items() if k not in values}
-    return _Plan(compiled.string, tuple(compiled.positiontup) if compiled.positional else None, constants)
+def _plan(shape: tuple, kind: str) -> Prepared:
+    """The shape's statement, which Prepared compiles once per dialect."""
+    return Prepared(_statement(shape, kind))
 
 
 def _statement(shape: tuple, kind: str):

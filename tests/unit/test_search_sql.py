@@ -68,7 +68,7 @@ def test_a_plan_binds_every_value_and_writes_none_into_its_sql(url):
     dialect = create_engine(url).dialect  # never connects
     query = parse_search("Task", [("owner", "qps,health"), ("period", "ge2026"), ("_id", "t-1,t-2"), ("_sort", "-period")])
     shape_, values = search_sql.shape_of(query, "an-agency")
-    page, total = search_sql._plan(dialect, shape_, "page"), search_sql._plan(dialect, shape_, "total")
+    page, total = (search_sql._plan(shape_, kind).compiled_for(dialect) for kind in ("page", "total"))
     everything = {f"v{i}" for i in range(len(values))}
     assert bound(page) == everything
     assert bound(total) == everything - {f"v{shape_[-1][0]}", f"v{shape_[-1][1]}"}  # no count or offset

@@ -10,6 +10,10 @@ from typing import Any, Iterator, NamedTuple
 from gateway.fhir import dates
 from gateway.fhir.search_parameters import DATE, REFERENCE, STRING, TOKEN, URI, indexed_parameters
 
+# Index values are stored cut to this length (the column holds 512), and the prefixes a string
+# search looks for are cut alike, so a long value still matches its own beginning.
+MAX_INDEXED_CHARS = 500
+
 
 class IndexEntry(NamedTuple):  # a tuple: made and hashed about ten times per write
     param: str

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from gateway.errors import Conflict, PreconditionFailed
 from gateway.fhir import dates
-from gateway.fhir.indexing import IndexEntry
+from gateway.fhir.indexing import MAX_INDEXED_CHARS, IndexEntry
 from gateway.fhir.search import SearchQuery
 from gateway.fhir.validation import require_valid_id
 from gateway.store import case_links, search_sql
@@ -128,7 +128,7 @@ class ResourceStore:
     def _reindex(self, conn, resource_type, resource_id, index: Iterable[IndexEntry], clear: bool) -> None:
         if clear:
             _CLEAR_INDEX.execute(conn, {"t": resource_type, "i": resource_id}).close()
-        cut = search_sql.MAX_INDEXED_CHARS
+        cut = MAX_INDEXED_CHARS
         rows = [
             (resource_type, resource_id, e.param, e.system, e.value[:cut] if e.value is not None else None, e.raw, e.lo, e.hi)
             for e in index

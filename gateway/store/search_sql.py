@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, not_, or_, select
 
 from gateway.fhir.search import DateMatch, ReferenceMatch, SearchQuery, StringMatch, TokenMatch
+from gateway.fhir.indexing import MAX_INDEXED_CHARS
 from gateway.fhir.search_parameters import DATE
 from gateway.store import case_links
 from gateway.store.prepared import Prepared
@@ -23,7 +24,6 @@ from gateway.store.schema import resource_versions as rv
 from gateway.store.schema import resources as r
 from gateway.store.schema import search_index as si
 
-MAX_INDEXED_CHARS = 500  # index values are cut to this length, and so are the prefixes searched for
 PLANS = 1024  # compiled shapes kept per process (a shape is a few hundred bytes of SQL)
 # The columns of a stored version as every read takes them (gateway.store.resources._VersionRow).
 VERSION_COLUMNS = (

@@ -45,6 +45,8 @@ CASES = [
     (patient(identifier="ID-8"), "identifier=ID-8", "identifier=ID-9"),
     (patient(family="Kovačević"), "name=kovacev", "name=kovacs"),
     (patient(family="Lee"), "family:exact=Lee", "family:exact=lee"),
+    # longer than the index keeps (MAX_INDEXED_CHARS): the search is cut alike, so it still matches
+    (patient(family="A" * 300 + "b" * 300), "family=" + "a" * 300 + "b" * 250, "family=" + "a" * 300 + "c" * 250),
     (patient(given="Anh"), "given=an", "given=bn"),
     (patient(birth_date="1980-06"), "birthdate=1980", "birthdate=1981"),
     (rfi_task(owner="Organization/health"), "owner=Organization/health", "owner=Organization/housing"),

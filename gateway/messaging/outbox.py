@@ -20,6 +20,7 @@ holds and will publish first; otherwise they stay due for the claim, behind the 
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -42,6 +43,10 @@ log = logging.getLogger("gateway.outbox")
 LEASE_US = 30_000_000  # a claimed row is retried after this long if its relay died
 BACKOFF_US = (500_000, 2_000_000, 10_000_000, 60_000_000, 300_000_000)  # then every 5 minutes, for ever
 COLLECTING = "gateway.outbox.collecting"  # connection-info key: the rows this transaction adds, for hand-over
+ADDED = "gateway.outbox.added"  # connection-info key: this transaction added rows; its end wakes this process's relay
+# An idle relay looks again this often for rows it was not woken for: their backoff or another
+# process's lease has run out, or another process added them (its own relay is woken for them).
+IDLE_SECONDS = 0.5
 
 _COLUMNS = [c.name for c in outbox.columns if c.name != "id"]
 _INSERT = Prepared(insert(outbox), _COLUMNS)  # one per message sent: the hot path
@@ -77,6 +82,7 @@ class Outbox:
         collected = conn.info.get(COLLECTING)
         if collected is None:
             _INSERT.execute(conn, row).close()
+            conn.info[ADDED] = True
         else:  # the inbound worker's transaction: the relay may take this row from memory (see `adopt`)
             collected.append(_Claimed(_INSERT_RETURNING.first(conn, row)[0], 0, message))
 
@@ -96,6 +102,35 @@ class Handoff:
     epochs: dict[str, int] = field(default_factory=dict)
 
 
+class _Relays:
+    """The relays on one database: the end of a transaction that added rows wakes them all (the
+    rows are visible once it committed; after a rollback a relay looks once for nothing)."""
+
+    def __init__(self, db: Database):
+        self._relays: "weakref.WeakSet[OutboxRelay]" = weakref.WeakSet()
+        db.on_transaction_end(self._on_end)
+
+    def add(self, relay: "OutboxRelay") -> None:
+        self._relays.add(relay)
+
+    def _on_end(self, info: dict) -> None:
+        if info.pop(ADDED, False):
+            for relay in list(self._relays):
+                relay.wake()
+
+
+_relays: "weakref.WeakKeyDictionary[Database, _Relays]" = weakref.WeakKeyDictionary()
+_relays_lock = threading.Lock()
+
+
+def _relays_of(db: Database) -> _Relays:
+    with _relays_lock:
+        found = _relays.get(db)
+        if found is None:
+            found = _relays[db] = _Relays(db)
+        return found
+
+
 class OutboxRelay:
     def __init__(
         self, db: Database, keyring: DataKeyring, transport: Transport, batch: int = 500, partitions: int = 1, replication: int = 1,
@@ -107,6 +142,7 @@ class OutboxRelay:
         self.topic_shape = (partitions, replication)  # for a topic the gateway creates on first use
         self._known_topics: set[str] = set()
         self._wake = threading.Event()
+        _relays_of(db).add(self)
         # Hand-over state, shared by the inbound worker (adopt, hand_over) and the relay thread:
         self._lock = threading.Lock()
         self._handed: list[Handoff] = []  # adopted rows waiting to be published, oldest first
@@ -177,7 +213,7 @@ class OutboxRelay:
                 self.db.run_write(lambda conn, group=group, error=error: self._back_off(conn, group, error))
         return relayed
 
-    def run(self, stop: threading.Event, idle_seconds: float = 0.05) -> None:
+    def run(self, stop: threading.Event, idle_seconds: float = IDLE_SECONDS) -> None:
         """Relay until `stop` is set; a failing database or transport is retried, never fatal."""
         while not stop.is_set():
             self._wake.clear()  # before the work: a wake during it makes the wait below return at once

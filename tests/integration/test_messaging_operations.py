@@ -353,3 +353,24 @@ def test_a_backlog_is_handled_in_transactions_of_at_most_one_batch(services, mon
         worker.join()
     assert sum(sizes) == backlog  # every message handled (here: dead-lettered as malformed), none twice
     assert max(sizes) == BATCH and len(sizes) >= 3
+
+
+def test_a_message_added_by_any_write_is_relayed_when_that_write_commits_not_at_the_next_look(services):
+    """The relay sleeps between looks for rows nobody told it of; a commit that added some wakes it."""
+    transport = FlakyTransport(failures=0)
+    relay = OutboxRelay(services.db, services.keyring, transport)
+    stop = threading.Event()
+    relaying = threading.Thread(target=relay.run, args=(stop, 60.0))
+    relaying.start()
+    try:
+        time.sleep(0.2)  # the relay has looked once, found nothing, and sleeps for a minute
+        queue(services, 2)
+        deadline = time.monotonic() + 5
+        while len(transport.published) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        relay.wake()
+        relaying.join(10)
+    assert [m.value for m in transport.published] == [b"message 0", b"message 1"]
+    assert rows(services) == []

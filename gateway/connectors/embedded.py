@@ -20,7 +20,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, union_all
@@ -67,7 +66,7 @@ class DatabaseQueue(Transport):
         self.db = db
         self.keyring = keyring
         self._partitions: dict[str, int] = {}  # topics are never deleted, so this cache never lies
-        self._wakeup = _wakeup_of(db)
+        self._wakeup = db.shared(_Wakeup)  # one per database: a publish through any queue on it wakes them all
 
     # -- topics -----------------------------------------------------------------------------
 
@@ -230,19 +229,6 @@ class _Wakeup:
             with self._changed:
                 self.generation += 1
                 self._changed.notify_all()
-
-
-_wakeups: "WeakKeyDictionary[Database, _Wakeup]" = WeakKeyDictionary()
-_wakeups_lock = threading.Lock()
-
-
-def _wakeup_of(db: Database) -> _Wakeup:
-    # One per database, not per queue: a publish through any queue on a database wakes them all.
-    with _wakeups_lock:
-        wakeup = _wakeups.get(db)
-        if wakeup is None:
-            wakeup = _wakeups[db] = _Wakeup(db)
-        return wakeup
 
 
 class _GroupMember(Consumer):

@@ -119,18 +119,6 @@ class _Relays:
                 relay.wake()
 
 
-_relays: "weakref.WeakKeyDictionary[Database, _Relays]" = weakref.WeakKeyDictionary()
-_relays_lock = threading.Lock()
-
-
-def _relays_of(db: Database) -> _Relays:
-    with _relays_lock:
-        found = _relays.get(db)
-        if found is None:
-            found = _relays[db] = _Relays(db)
-        return found
-
-
 class OutboxRelay:
     def __init__(
         self, db: Database, keyring: DataKeyring, transport: Transport, batch: int = 500, partitions: int = 1, replication: int = 1,
@@ -142,7 +130,7 @@ class OutboxRelay:
         self.topic_shape = (partitions, replication)  # for a topic the gateway creates on first use
         self._known_topics: set[str] = set()
         self._wake = threading.Event()
-        _relays_of(db).add(self)
+        db.shared(_Relays).add(self)
         # Hand-over state, shared by the inbound worker (adopt, hand_over) and the relay thread:
         self._lock = threading.Lock()
         self._handed: list[Handoff] = []  # adopted rows waiting to be published, oldest first

@@ -44,6 +44,8 @@ class Database:
         self._inline_owner: threading.Thread | None = None
         self._inline_lock = threading.Lock()
         self._end_listeners: list[Callable[[dict], None]] = []
+        self._shared: dict[type, object] = {}
+        self._shared_lock = threading.Lock()
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url)
             self._write_connection = WriteConnection(self.engine, self._transaction_ended)
@@ -121,6 +123,15 @@ class Database:
         """Call `listener(info)` once each write transaction has ended (committed or not), with its
         connection's `info`, where a job can leave word for it (as the embedded queue's publishes do)."""
         self._end_listeners.append(listener)
+
+    def shared(self, kind: Callable[["Database"], T]) -> T:
+        """The one `kind(self)` of this database, made on first use: for what every user of the
+        database in this process must share (the wake-ups its transactions' ends send)."""
+        with self._shared_lock:
+            found = self._shared.get(kind)
+            if found is None:
+                found = self._shared[kind] = kind(self)
+            return found
 
     def _transaction_ended(self, info: dict) -> None:
         for listener in self._end_listeners:

@@ -187,7 +187,12 @@ def _sqlite_engine(url) -> Engine:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN itself
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
+        # temp_store=MEMORY: a write group's savepoints journal the pages they change (search
+        # index pages hold names and identifiers in the clear), and past 64 KiB SQLite spills that
+        # journal to a file in /var/tmp, outside the data directory; in memory it stays ours, and
+        # no file is made and deleted per group.
+        pragmas = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}", "temp_store=MEMORY")
+        for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

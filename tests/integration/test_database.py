@@ -1,10 +1,12 @@
 """Database jobs: concurrent writes commit together but fail alone, on SQLite and PostgreSQL."""
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select
@@ -258,3 +260,37 @@ def test_writes_under_way_when_the_database_is_disposed_of_commit_or_are_refused
         assert texts(reopened) == sorted(t for t, ok in answered.items() if ok)
     finally:
         reopened.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_write_group_keeps_its_savepoint_journal_out_of_temporary_files(database_url):
+    """Jobs grouped in one transaction each have a savepoint, whose journal holds images of the
+    pages they change, index pages included (names, identifiers). None may reach a file outside
+    the data directory, such as SQLite's /var/tmp temporary files."""
+    indexed = MetaData()
+    words = Table("words", indexed, Column("id", Integer, primary_key=True), Column("word", String(250), index=True))
+    database = Database(database_url)
+    database.run_write(lambda conn: indexed.create_all(conn))
+    data_dir = str(Path(database.url.database).parent)
+    outside = []
+
+    def job(conn):  # random keys: each job changes index pages the jobs before it wrote
+        conn.execute(insert(words), [{"word": os.urandom(100).hex()} for _ in range(300)])
+        outside.extend(path for path in open_files() if not path.startswith(data_dir) and "etilqs" in path)
+
+    async def scenario():
+        await asyncio.gather(*(database.write(job) for _ in range(4)))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        database.dispose()
+    assert outside == []
+
+
+def open_files() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with suppress(OSError):  # closed since it was listed
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found

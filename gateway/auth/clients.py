@@ -25,7 +25,6 @@ AUTH_METHOD = "private_key_jwt"
 GRANT_TYPE = "client_credentials"
 
 
-
 @dataclass(frozen=True)
 class RegisteredClient:
     """One agency system, as authlib's ClientMixin expects it (the methods it calls are here)."""

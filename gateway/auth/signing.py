@@ -31,7 +31,6 @@ CURVE = "P-256"
 UNKNOWN_KID_RELOAD_SECONDS = 1.0  # a flood of made-up kids costs at most one read a second
 
 
-
 def _aad(kid: str) -> bytes:
     return f"signing-key/{kid}".encode()
 

@@ -280,4 +280,3 @@ def _next_offsets(conn: Connection, positions: Sequence[tuple[Position, int]], l
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     return (items[i:i + size] for i in range(0, len(items), size))
-

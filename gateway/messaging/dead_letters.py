@@ -89,4 +89,3 @@ def _aad(topic: str, message_id: str | None) -> bytes:
 
 
 SEALED = SealedColumn("dead letters", dead_letters, "payload", lambda row: _aad(row.topic, row.message_id))  # re-encrypted on key rotation
-

@@ -57,7 +57,6 @@ _OLDER = select(outbox.c.id).where(
 ).limit(1)
 
 
-
 def _aad(message_id: str) -> bytes:
     return b"outbox:" + message_id.encode()
 

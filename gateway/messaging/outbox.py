@@ -107,14 +107,18 @@ class _Relays:
 
     def __init__(self, db: Database):
         self._relays: "weakref.WeakSet[OutboxRelay]" = weakref.WeakSet()
+        self._lock = threading.Lock()  # a relay made while a transaction ends must not break the wake-up
         db.on_transaction_end(self._on_end)
 
     def add(self, relay: "OutboxRelay") -> None:
-        self._relays.add(relay)
+        with self._lock:
+            self._relays.add(relay)
 
     def _on_end(self, info: dict) -> None:
         if info.pop(ADDED, False):
-            for relay in list(self._relays):
+            with self._lock:
+                relays = list(self._relays)
+            for relay in relays:
                 relay.wake()
 
 

@@ -9,7 +9,6 @@ each route uses is its agency's (CaseService.for_agency): a case can be read or 
 an agency on its team, and a referral must put the caller's agency on the team.
 """
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from gateway.api.case_schemas import CaseCreatedOut, CaseSummaryOut, ClosureIn, MeetingIn, ReferralIn, RfisIn, team_of
 from gateway.api.deps import agency_access
 from gateway.cases.service import CaseService
+from gateway.fhir.ids import new_id
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases (native API)"])
 
@@ -42,7 +42,7 @@ ChangedCases = Annotated[CaseService, Depends(cases_for("update"))]
 @router.post("", status_code=201, response_model=CaseCreatedOut, summary="Refer a case (Level 3A Part 1)")
 async def refer_case(body: ReferralIn, cases: NewCases) -> JSONResponse:
     # ids unique to this referral: a consent of one case must never overwrite another case's
-    consents = [c.to_domain(body.jurisdiction, f"consent-{uuid.uuid4()}") for c in body.consents]
+    consents = [c.to_domain(body.jurisdiction, f"consent-{new_id()}") for c in body.consents]
     case = await cases.refer(
         body.jurisdiction, body.to_referral(), [p.to_domain() for p in body.people], team_of(body), consents,
         [n.to_domain() for n in body.informed],

@@ -10,7 +10,6 @@ Every method runs in the caller's transaction: the Task, the AuditEvents of ever
 the outgoing messages (outbox) commit together or not at all.
 """
 
-import uuid
 from datetime import datetime
 from typing import Callable
 
@@ -25,6 +24,7 @@ from gateway.domain.case import CaseStatus
 from gateway.domain.rfi import InformationRequest, ResponseItem, RfiStatus, WithheldItem
 from gateway.domain.vocabulary import InformationCategory, MessageEvent, TaskType
 from gateway.errors import BusinessRuleViolation, Conflict, Forbidden, InvalidRequest, NotFound
+from gateway.fhir.ids import new_id
 from gateway.fhir.indexing import index_entries
 from gateway.mappings import rfi as rfi_mapping
 from gateway.mappings.common import read_code, reference, reference_id
@@ -201,7 +201,7 @@ class InformationRequests:
         self, conn: Connection, event: MessageEvent, source: str | None, destination: str, focus: list[dict], case_id: str,
         correlation_id: str | None, carry: bool = True,
     ) -> None:
-        message_id = str(uuid.uuid4())
+        message_id = new_id()
         bundle = bundles.build(event, source, destination, focus, self.clock(), message_id, carry=carry)
         headers = {MESSAGE_ID: message_id, EVENT: event.value, AGENCY: destination, CORRELATION_ID: correlation_id or message_id}
         self.outbox.add(conn, OutgoingMessage(topics.outbound(destination), case_id, orjson.dumps(bundle), headers))

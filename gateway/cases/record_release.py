@@ -27,7 +27,6 @@ response leaves (FhirService), so nothing is released unrecorded.
 """
 
 import dataclasses
-import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Callable
@@ -51,6 +50,7 @@ from gateway.domain.vocabulary import (
     TaskType,
 )
 from gateway.errors import NotFound
+from gateway.fhir.ids import new_id
 from gateway.fhir.withheld import Screened, WithheldRecord
 from gateway.mappings.common import read_code
 from gateway.store import case_links
@@ -142,7 +142,7 @@ class AgencyRelease:
         """Write what this request decided (one AuditEvent), in the caller's transaction."""
         if not self.decided:
             return
-        event = record_release_event(str(uuid.uuid4()), interaction, self.agency_id, self.decided, self.release.clock())
+        event = record_release_event(new_id(), interaction, self.agency_id, self.decided, self.release.clock())
         self.release.ledger.record(conn, event)
         self.decided = []
 
@@ -298,4 +298,4 @@ def _cut(resource: dict, names) -> list[str]:
 
 def _refusal(rule: str, explanation: str) -> Decision:
     return Decision(Outcome.DENY, "Multi-agency case management: information is shared only as the team's rules allow", rule, (), (),
-                    explanation, _GATEWAY_RULES, str(uuid.uuid4()))
+                    explanation, _GATEWAY_RULES, new_id())

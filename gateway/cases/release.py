@@ -7,7 +7,6 @@ without rebuilding the whole aggregate (that is the hot path of RFI brokering): 
 team, the roles of the people, the consent on file for each, and the risk findings.
 """
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
@@ -35,6 +34,7 @@ from gateway.domain.vocabulary import (
     WithheldReason,
 )
 from gateway.errors import Conflict, NotFound
+from gateway.fhir.ids import new_id
 from gateway.fhir.search import parse_search
 from gateway.mappings import care_team, consent, episode, organization, patient
 from gateway.mappings.common import read_code
@@ -174,7 +174,7 @@ class ReleaseCheck:
             child_at_risk=context.child_at_risk, at=at,
         )
         decision = self.engine.decide(request)
-        event = disclosure_event(str(uuid.uuid4()), decision, request, recipient.id, holder.id, item.subject_id, at, entity)
+        event = disclosure_event(new_id(), decision, request, recipient.id, holder.id, item.subject_id, at, entity)
         self.ledger.record(conn, event)
         return decision
 

@@ -6,7 +6,6 @@
 and a referral must put the agency on the team it creates.
 """
 
-import uuid
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Callable
@@ -27,6 +26,7 @@ from gateway.domain.team import Team
 from gateway.domain.case import CoordinationNotice
 from gateway.domain.vocabulary import Jurisdiction
 from gateway.errors import Forbidden, NotFound
+from gateway.fhir.ids import new_id
 from gateway.store.agency_store import AgencyStore, Refused
 from gateway.store.database import Database
 
@@ -71,7 +71,7 @@ class CaseService:
         consents: list[ConsentRecord],
         notices: list[CoordinationNotice],
     ) -> MultiAgencyCase:
-        case_id = str(uuid.uuid4())
+        case_id = new_id()
 
         def job(conn: Connection) -> MultiAgencyCase:
             for member in team.members:

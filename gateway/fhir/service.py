@@ -14,7 +14,6 @@ so every read, search, history and write of a request is limited to what its age
 """
 
 import re
-import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from email.utils import format_datetime
@@ -24,6 +23,7 @@ from sqlalchemy import Connection
 
 from gateway.errors import BusinessRuleViolation, Gone, InvalidRequest, NotFound, PreconditionFailed
 from gateway.fhir import bundles, dates
+from gateway.fhir.ids import new_id
 from gateway.fhir.indexing import IndexEntry, index_entries
 from gateway.fhir.profiles import ProfileRegistry
 from gateway.fhir.search import SearchQuery, parse_search
@@ -203,9 +203,8 @@ class FhirService:
             existing = self._conditional_match(conn, resource_type, if_none_exist)
             if existing is not None:  # released as a read of it would be (403 if withheld)
                 return _resource_response(200, self._released(conn, existing), base)
-        new_id = resource_id or str(uuid.uuid4())
         written = self.store.write(
-            conn, data, resource_type, new_id, index if index is not None else index_entries(data),
+            conn, data, resource_type, resource_id or new_id(), index if index is not None else index_entries(data),
             method="POST", new_id=resource_id is None,
         )
         return _resource_response(201, written, base, location=True)

@@ -6,13 +6,13 @@ references that point at it. The first failing entry aborts the whole Bundle and
 the entry (`Bundle.entry[3].resource.status`).
 """
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from gateway.errors import BusinessRuleViolation, GatewayError, InvalidRequest, Issue
 from gateway.fhir import bundles
+from gateway.fhir.ids import new_id
 from gateway.fhir.search import parse_search
 from gateway.fhir.service import FhirResponse, FhirService, parse_etag
 from gateway.fhir.validation import parse_json, require_supported_type
@@ -123,7 +123,7 @@ def _assign_ids(entries: list[Entry]) -> None:
     mapping = {}
     for entry in entries:
         if entry.method == "POST":
-            entry.resource_id = str(uuid.uuid4())
+            entry.resource_id = new_id()
         if entry.full_url and entry.method in ("POST", "PUT"):
             mapping[entry.full_url] = f"{entry.resource_type}/{entry.resource_id}"
     if mapping:

@@ -6,7 +6,6 @@ endpoint. `parse` checks the envelope only; the focus resources are validated by
 """
 
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +13,7 @@ import orjson
 
 from gateway.domain.vocabulary import MessageEvent
 from gateway.errors import InvalidRequest
+from gateway.fhir.ids import new_id
 from gateway.mappings.common import coding, fhir_datetime, parse_datetime, read_code, reference, reference_id
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # a FHIR id; message ids are Bundle ids
@@ -50,7 +50,7 @@ def build(
 
     `carry=False` (a notification): the header names the focus without carrying it; the recipient
     fetches it through the consent-checked read path, so no push can bypass the release check."""
-    message_id = message_id or str(uuid.uuid4())
+    message_id = message_id or new_id()
     header = {
         "resourceType": "MessageHeader",
         "id": message_id,

@@ -9,6 +9,11 @@ and relays what it may release to the requester, whose consumer receives it.
 Measured, in one run:
   raw      kafka-python alone carrying the same payloads over the same four hops
            (requester -> target -> requester, each a produce and a consume), no gateway
+  relay    the same, with a process between the agencies that does what any gateway must at
+           least do and nothing more: consume, produce to the other side (acks=all,
+           idempotent), commit. Its rate is the most a gateway in Python could reach on this
+           machine; its CPU, and the broker's and the agencies', show what is left for the
+           gateway's own work (validation, consent, audit, storage)
   kafka    `gateway serve` (SQLite, GATEWAY_TRANSPORT=kafka) between agencies on Kafka
   embedded `gateway serve` (SQLite, the embedded queue) between agencies without Kafka, over
            HTTPS ($process-message, inbox long poll and acknowledgement)
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import statistics
 import sys
@@ -60,10 +66,15 @@ def main() -> int:
 
     broker = None if external_bootstrap() else KafkaBroker(require_local_broker()).start()
     bootstrap = broker.bootstrap if broker else external_bootstrap()
+    broker_pid = broker.pid if broker else None
     try:
         raw = raw_pipeline(bootstrap, n)
         print(f"raw kafka-python pipeline   {raw:8.0f} round trips/s")
-        results = {"kafka": run_gateway("kafka", bootstrap, n, paced), "embedded": run_gateway("embedded", bootstrap, n // 3, paced)}
+        relayed = relay_pipeline(bootstrap, n, broker_pid)
+        print(f"through a relay, no logic   {relayed['rate']:8.0f} round trips/s ({relayed['rate'] / raw:.2f} of raw); "
+              f"CPU: relay {relayed['relay_cpu']:.2f}, broker {relayed['broker_cpu']:.2f}, agencies {relayed['agencies_cpu']:.2f} cores")
+        results = {"kafka": run_gateway("kafka", bootstrap, n, paced, broker_pid),
+                   "embedded": run_gateway("embedded", bootstrap, n // 3, paced, broker_pid)}
     finally:
         if broker:
             broker.stop()
@@ -82,31 +93,90 @@ def raw_pipeline(bootstrap: str, n: int) -> float:
     """The same payloads, produced and consumed over the same four hops by kafka-python alone."""
     run = uuid.uuid4().hex[:8]
     requests, answers = f"raw.{run}.requests", f"raw.{run}.answers"
-    from kafka.admin import KafkaAdminClient
+    create_topics(bootstrap, [requests, answers])
+    return n / agencies_exchange(bootstrap, n, (requests, requests), (answers, answers))
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics({t: {"num_partitions": 3, "replication_factor": 1} for t in (requests, answers)})
-    admin.wait_for_topics([requests, answers])
-    admin.close()
+
+def relay_pipeline(bootstrap: str, n: int, broker_pid: int | None) -> dict:
+    """`raw_pipeline` with a relay process between the agencies (requests and answers each
+    consumed and produced once more): the floor of what a gateway on Kafka costs."""
+    run = uuid.uuid4().hex[:8]
+    requests, answers = (f"relay.{run}.requests", f"relay.{run}.requests-out"), (f"relay.{run}.answers", f"relay.{run}.answers-out")
+    create_topics(bootstrap, [*requests, *answers])
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    relay = context.Process(target=relay_process, args=(bootstrap, dict([requests, answers]), ready), daemon=True)
+    relay.start()
+    try:
+        ready.wait(60)
+        pids = {"relay": relay.pid, "broker": broker_pid, "agencies": os.getpid()}
+        before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+        elapsed = agencies_exchange(bootstrap, n, requests, answers)
+        return {"rate": n / elapsed, **{f"{k}_cpu": (cpu_seconds(pid) - before[k]) / elapsed for k, pid in pids.items()}}
+    finally:
+        relay.terminate()
+        relay.join()
+
+
+def agencies_exchange(bootstrap: str, n: int, requests: tuple[str, str], answers: tuple[str, str]) -> float:
+    """Seconds for the requester to send `n` requests to requests[0] and have every answer back
+    on answers[1], the target answering what reaches it on requests[1] to answers[0]."""
     request, answer = sample_payloads()
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    target, requester = consumer(bootstrap, requests), consumer(bootstrap, answers)
+    target, requester = consumer(bootstrap, requests[1]), consumer(bootstrap, answers[1])
     started = time.perf_counter()
     for i in range(n):
-        producer.send(requests, value=request, key=CASES[i % len(CASES)].encode(), headers=[("message-id", str(i).encode())])
+        producer.send(requests[0], value=request, key=CASES[i % len(CASES)].encode(), headers=[("message-id", str(i).encode())])
     producer.flush()
     received = 0
     while received < n:
         for records in target.poll(timeout_ms=10, max_records=2000).values():
             for r in records:
-                producer.send(answers, value=answer, key=r.key, headers=r.headers)
+                producer.send(answers[0], value=answer, key=r.key, headers=r.headers)
         producer.flush()
         received += sum(len(b) for b in requester.poll(timeout_ms=0, max_records=2000).values())
-    rate = n / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
     producer.close()
     target.close()
     requester.close()
-    return rate
+    return elapsed
+
+
+def relay_process(bootstrap: str, hops: dict[str, str], ready) -> None:
+    """Consume each topic of `hops`, produce every record to its other side, commit; forever."""
+    import warnings
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's import, in this fresh process
+    from kafka import KafkaConsumer as Consumer, KafkaProducer as Producer
+
+    source = Consumer(*hops, bootstrap_servers=bootstrap, group_id="relay", enable_auto_commit=False, auto_offset_reset="earliest")
+    sink = Producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    while not source.assignment():
+        source.poll(timeout_ms=100)
+    ready.set()
+    while True:
+        for partition, records in source.poll(timeout_ms=100, max_records=500).items():
+            for r in records:
+                sink.send(hops[partition.topic], value=r.value, key=r.key, headers=r.headers)
+        sink.flush()
+        source.commit()
+
+
+def create_topics(bootstrap: str, names: list[str]) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics({t: {"num_partitions": 3, "replication_factor": 1} for t in names})
+    admin.wait_for_topics(names)
+    admin.close()
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds `pid` has used so far; nan for a process not on this machine (external broker)."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def consumer(bootstrap: str, topic: str) -> KafkaConsumer:
@@ -133,7 +203,7 @@ def sample_payloads() -> tuple[bytes, bytes]:
 # -- through the gateway ------------------------------------------------------------------------
 
 
-def run_gateway(transport: str, bootstrap: str, n: int, paced_seconds: float) -> dict:
+def run_gateway(transport: str, bootstrap: str, n: int, paced_seconds: float, broker_pid: int | None) -> dict:
     from gateway.bootstrap import build_services
     from gateway.messaging.commands import ensure_topics
     from gateway.settings import Settings
@@ -165,14 +235,19 @@ def run_gateway(transport: str, bootstrap: str, n: int, paced_seconds: float) ->
             threaded = transport == "kafka"
             warm.ask(50)
             until_answered(warm, 60, threaded)
+            pids = {"gateway": server.process.pid, "broker": broker_pid, "agencies": os.getpid()}
+            before, started = {k: cpu_seconds(pid) for k, pid in pids.items()}, time.perf_counter()
             rate = max_rate(warm, n, threaded)
+            cpu = {k: (cpu_seconds(pid) - before[k]) / (time.perf_counter() - started) for k, pid in pids.items()}
             p50, p99, paced = half_load(warm, rate / 2, paced_seconds, threaded)
         rss = peak_rss_mb(server.process.pid)
         warm.requester.close()
         warm.target.close()
     finally:
         server.stop()
-    print(f"{transport:10} {rate:8.0f} round trips/s at most; at {paced:.0f}/s p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"{transport:10} {rate:8.0f} round trips/s at most (CPU: gateway {cpu['gateway']:.2f}, broker {cpu['broker']:.2f}, "
+          f"agencies {cpu['agencies']:.2f} cores; gateway {1000 * cpu['gateway'] / rate:.1f} ms per round trip); "
+          f"at {paced:.0f}/s p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     return {"rate": rate, "p50": p50, "p99": p99, "paced": paced, "rss_mb": rss}
 
 

@@ -11,8 +11,8 @@ The id carries its creation time to the millisecond. Whoever may read a resource
 that time (its first version's meta.lastUpdated in _history); nothing else is in the id.
 """
 
-from uuid_utils.compat import uuid7
+import uuid_utils
 
 
 def new_id() -> str:
-    return str(uuid7())
+    return str(uuid_utils.uuid7())  # its own UUID type: 7 times faster to a string than the stdlib's

@@ -30,18 +30,34 @@ def normalise(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
 
 
-def values_at(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    if not path:
-        if isinstance(node, list):
-            yield from node
-        elif node is not None:
-            yield node
-        return
-    if isinstance(node, list):
-        for item in node:
-            yield from values_at(item, path)
-    elif isinstance(node, dict):
-        yield from values_at(node.get(path[0]), path[1:])
+def values_at(node: Any, path: tuple[str, ...]) -> list[Any]:
+    """Every value at `path` below `node`, arrays on the way flattened (FHIR's path semantics).
+
+    A loop over the path rather than a generator per step: index entries and profile rules walk
+    a dozen paths per resource, on every write."""
+    if len(path) == 1 and isinstance(node, dict):  # most paths: one element of the resource
+        value = node.get(path[0])
+        return list(value) if isinstance(value, list) else [] if value is None else [value]
+    current = [node]
+    for key in path:
+        step: list[Any] = []
+        _step(current, key, step)
+        current = step
+    found: list[Any] = []
+    for value in current:
+        if isinstance(value, list):
+            found.extend(value)
+        elif value is not None:
+            found.append(value)
+    return found
+
+
+def _step(nodes: list[Any], key: str, into: list[Any]) -> None:
+    for node in nodes:
+        if isinstance(node, dict):
+            into.append(node.get(key))
+        elif isinstance(node, list):
+            _step(node, key, into)
 
 
 def index_entries(resource: dict) -> list[IndexEntry]:

@@ -55,9 +55,9 @@ class ProfileRegistry:
         return issues
 
     def _check_rule(self, rule: ElementRule, resource: dict) -> Iterator[Issue]:
-        parents = [resource] if not rule.parent else list(values_at(resource, rule.parent))
+        parents = [resource] if not rule.parent else values_at(resource, rule.parent)
         for parent in parents:
-            values = list(values_at(parent, (rule.name,)))
+            values = values_at(parent, (rule.name,))
             if rule.extension_url:
                 values = [v for v in values if isinstance(v, dict) and v.get("url") == rule.extension_url]
             where = f"{resource['resourceType']}.{'.'.join(rule.parent + (rule.name,))}"

@@ -35,6 +35,8 @@ class ProfileRegistry:
         self.value_sets = {
             r["url"]: _codes(r, code_systems) for r in conformance if r["resourceType"] == "ValueSet"
         }
+        # for a code element, whose system is its value set's: the codes alone, made once
+        self._bare_codes = {url: frozenset(code for _, code in codes) for url, codes in self.value_sets.items()}
         definitions = [r for r in conformance if r["resourceType"] == "StructureDefinition"]
         self.extension_bindings = {d["url"]: _value_binding(d) for d in definitions if d.get("type") == "Extension"}
         self.rules = {d["url"]: _rules(d) for d in definitions if d.get("kind") == "resource"}
@@ -71,10 +73,11 @@ class ProfileRegistry:
     def _check_value(self, rule: ElementRule, where: str, value: Any) -> Iterator[Issue]:
         if rule.fixed is not None and value != rule.fixed:
             yield _issue(rule, where, f"must be '{rule.fixed}', not '{value}'")
-        codings = set(_codings(value))
-        for system, code in rule.pattern:
-            if (system, code) not in codings:
-                yield _issue(rule, where, f"must carry the code {system}#{code}")
+        if rule.pattern:
+            codings = set(_codings(value))
+            for system, code in rule.pattern:
+                if (system, code) not in codings:
+                    yield _issue(rule, where, f"must carry the code {system}#{code}")
         if rule.value_set:
             yield from self._check_binding(rule, where, value, rule.value_set)
         if rule.extension_url and isinstance(value, dict):
@@ -88,7 +91,7 @@ class ProfileRegistry:
         if allowed is None:
             return
         if isinstance(value, str):  # a code element: its system is the value set's
-            ok, shown = value in {code for _, code in allowed}, value
+            ok, shown = value in self._bare_codes[value_set], value
         else:
             found = set(_codings(value))
             ok, shown = bool(found & allowed), ", ".join(f"{s}#{c}" for s, c in sorted(found, key=str)) or "no code"

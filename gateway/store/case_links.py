@@ -123,7 +123,8 @@ def _targets(references: Iterable[str]) -> dict[str, list[str]]:
 
 
 def relink(conn: Connection, resource_type: str, resource_id: str, resource: dict, fresh: bool, links: Links | None = None) -> None:
-    """Replace the links `resource`'s content makes. `fresh`: a newly minted id (nothing to replace)."""
+    """Replace the links `resource`'s content makes. `fresh`: its first version (no links to replace:
+    they are only ever made by writing a version, and versions are never purged)."""
     if resource_type in NEVER_CASE_DATA:
         return
     links = links or links_of(resource_type, resource_id, resource)

@@ -95,7 +95,7 @@ class ResourceStore:
         )
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
         if resource is not None:
-            case_links.relink(conn, resource_type, resource_id, resource, fresh=new_id, links=links)
+            case_links.relink(conn, resource_type, resource_id, resource, fresh=current is None, links=links)
         return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body, holder)
 
     def write_if_changed(self, conn: Connection, resource: dict, index: Iterable[IndexEntry]) -> bool:

@@ -48,6 +48,8 @@ from pathlib import Path
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
+import processes  # bench/processes.py
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 TARGET_CREATE_PER_S = 1_000  # SQLite
@@ -678,24 +680,18 @@ class GatewayProcess:
 
     def peak_rss_mb(self) -> float | None:
         """Sum of VmHWM over the process tree (one process for a single uvicorn worker)."""
-        total, found = 0, False
+        peaks = []
         for pid in self._tree():
             with contextlib.suppress(OSError):
-                with open(f"/proc/{pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            total += int(line.split()[1])
-                            found = True
-        return total / 1024 if found else None
+                peaks.append(processes.peak_rss_mb(pid))
+        found = [p for p in peaks if p is not None]
+        return sum(found) if found else None
 
     def cpu_seconds(self) -> float:
-        ticks = os.sysconf("SC_CLK_TCK")
         total = 0.0
         for pid in self._tree():
             with contextlib.suppress(OSError):
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+                total += processes.cpu_seconds(pid)
         return total
 
     def log_tail(self, lines: int = 25) -> str:

@@ -50,6 +50,7 @@ from tests.support import cases  # noqa: E402
 from tests.support.agency_systems import AgencySystem  # noqa: E402
 from tests.support.https_agencies import AgencyOverHttps  # noqa: E402
 from tests.support.kafka_agencies import AgencyOnKafka, RfiExchange  # noqa: E402
+from processes import CpuUse, peak_rss_mb  # noqa: E402  (bench/processes.py)
 from tests.support.server import GatewayProcess, gateway_env  # noqa: E402
 
 CASES = [f"case-bench-{i}" for i in range(12)]
@@ -109,10 +110,9 @@ def relay_pipeline(bootstrap: str, n: int, broker_pid: int | None) -> dict:
     relay.start()
     try:
         ready.wait(60)
-        pids = {"relay": relay.pid, "broker": broker_pid, "agencies": os.getpid()}
-        before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+        used = CpuUse({"relay": relay.pid, "broker": broker_pid, "agencies": os.getpid()})
         elapsed = agencies_exchange(bootstrap, n, requests, answers)
-        return {"rate": n / elapsed, **{f"{k}_cpu": (cpu_seconds(pid) - before[k]) / elapsed for k, pid in pids.items()}}
+        return {"rate": n / elapsed, **{f"{k}_cpu": cores for k, cores in used.cores().items()}}
     finally:
         relay.terminate()
         relay.join()
@@ -143,14 +143,10 @@ def agencies_exchange(bootstrap: str, n: int, requests: tuple[str, str], answers
 
 
 def relay_process(bootstrap: str, hops: dict[str, str], ready) -> None:
-    """Consume each topic of `hops`, produce every record to its other side, commit; forever."""
-    import warnings
-
-    warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's import, in this fresh process
-    from kafka import KafkaConsumer as Consumer, KafkaProducer as Producer
-
-    source = Consumer(*hops, bootstrap_servers=bootstrap, group_id="relay", enable_auto_commit=False, auto_offset_reset="earliest")
-    sink = Producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    """Consume each topic of `hops`, produce every record to its other side, commit; forever.
+    (Spawned: this module's imports, tests.support.kafka's first, are made again in that process.)"""
+    source = KafkaConsumer(*hops, bootstrap_servers=bootstrap, group_id="relay", enable_auto_commit=False, auto_offset_reset="earliest")
+    sink = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     while not source.assignment():
         source.poll(timeout_ms=100)
     ready.set()
@@ -169,14 +165,6 @@ def create_topics(bootstrap: str, names: list[str]) -> None:
     admin.create_topics({t: {"num_partitions": 3, "replication_factor": 1} for t in names})
     admin.wait_for_topics(names)
     admin.close()
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """CPU seconds `pid` has used so far; nan for a process not on this machine (external broker)."""
-    if pid is None:
-        return float("nan")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def consumer(bootstrap: str, topic: str) -> KafkaConsumer:
@@ -235,12 +223,11 @@ def run_gateway(transport: str, bootstrap: str, n: int, paced_seconds: float, br
             threaded = transport == "kafka"
             warm.ask(50)
             until_answered(warm, 60, threaded)
-            pids = {"gateway": server.process.pid, "broker": broker_pid, "agencies": os.getpid()}
-            before, started = {k: cpu_seconds(pid) for k, pid in pids.items()}, time.perf_counter()
+            used = CpuUse({"gateway": server.process.pid, "broker": broker_pid, "agencies": os.getpid()})
             rate = max_rate(warm, n, threaded)
-            cpu = {k: (cpu_seconds(pid) - before[k]) / (time.perf_counter() - started) for k, pid in pids.items()}
+            cpu = used.cores()
             p50, p99, paced = half_load(warm, rate / 2, paced_seconds, threaded)
-        rss = peak_rss_mb(server.process.pid)
+        rss = peak_rss_mb(server.process.pid) or float("nan")
         warm.requester.close()
         warm.target.close()
     finally:
@@ -287,13 +274,6 @@ def half_load(exchange: RfiExchange, rate: float, seconds: float, threaded: bool
     latencies = sorted(1000 * (exchange.answered_at[r] - exchange.asked_at[r]) for r in exchange.answered_at if r not in already)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return statistics.median(latencies), p99, sent / seconds
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     cases = CaseService(db, CaseRepository(store), rfis, release=release)
     transport = open_transport(settings, db, keyring)
     relay = OutboxRelay(db, keyring, transport, partitions=settings.kafka_partitions, replication=settings.kafka_replication)
-    inbound = InboundProcessor(db, dead_letters, rfis.handle, relay.wake)
+    inbound = InboundProcessor(db, dead_letters, rfis.handle, relay.wake, rfis.check)
     return Services(
         settings, db, keyring, store, fhir, cases, consent, ledger, Metrics(), _version(), transport, outbox, dead_letters, rfis,
         inbound, relay, Inbox(db, transport), identity=build_identity(settings, db, store, keyring),

@@ -22,10 +22,12 @@ from gateway.fhir.indexing import index_entries
 from gateway.store.database import Database
 from gateway.store.prepared import Prepared
 from gateway.store.resources import ResourceStore
+from gateway.store.savepoint import transaction_memo
 from gateway.store.schema import audit_chain, audit_checkpoints
 
 GENESIS = "0" * 64
 CHECKPOINT_EVERY = 100
+_TIP = "audit-chain-tip"
 # every release and refusal appends: compiled once (gateway.store.prepared)
 _HEAD = Prepared(
     select(audit_chain.c.seq, audit_chain.c.chain).where(audit_chain.c.seq == select(func.max(audit_chain.c.seq)).scalar_subquery())
@@ -69,9 +71,7 @@ class DisclosureLedger:
 
     def record(self, conn: Connection, event: dict) -> int:
         """Store the AuditEvent and chain it, in the caller's transaction; return its sequence number."""
-        self.db.advisory_lock(conn, "audit-chain")  # one chain: appends from all processes take turns
-        head = _HEAD.first(conn, {})
-        seq, previous = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        seq, previous = self._next(conn)
         stored = self.store.write(conn, event, "AuditEvent", event["id"], index_entries(event), method="POST", new_id=True)
         digest = hashlib.sha256(stored.body).hexdigest()
         chain = _chain(previous, digest)
@@ -79,9 +79,20 @@ class DisclosureLedger:
             "seq": seq, "event_id": event["id"], "event_version": stored.version_id, "digest": digest, "chain": chain,
             "recorded_at": stored.last_updated,
         }).close()
+        transaction_memo(conn)[_TIP] = (seq, chain)
         if seq % CHECKPOINT_EVERY == 0:
             self._checkpoint(conn, seq, chain)
         return seq
+
+    def _next(self, conn: Connection) -> tuple[int, str]:
+        """The next sequence number and the chain value it follows. The tip this transaction
+        appended last is remembered (it holds the chain's lock until it ends): a batch of
+        messages appends several entries, and reading the tip back each time cost a statement."""
+        tip = transaction_memo(conn).get(_TIP)
+        if tip is None:
+            self.db.advisory_lock(conn, "audit-chain")  # one chain: appends from all processes take turns
+            tip = _HEAD.first(conn, {}) or (0, GENESIS)
+        return tip[0] + 1, tip[1]
 
     def sign_head(self) -> int | None:
         """Sign the newest entry now (`gateway audit sign`); return its sequence number."""

@@ -95,6 +95,16 @@ class CaseReader:
             memo[key] = agency
         return agency
 
+    def person(self, conn: Connection, patient_id: str, memo: dict | None = None) -> dict | None:
+        """The Patient resource (a request carries it to the target), read once per transaction with `memo`."""
+        key = ("Patient", patient_id)
+        if memo is not None and key in memo:
+            return memo[key]
+        found = self.resource(conn, "Patient", patient_id)
+        if memo is not None:
+            memo[key] = found
+        return found
+
     def context(self, conn: Connection, case_id: str, memo: dict | None = None) -> ReleaseContext:
         """`memo`: contexts already read in this transaction (a batch of messages touches few cases;
         nothing a message handler writes changes a context, so within one transaction it holds)."""

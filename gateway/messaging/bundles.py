@@ -34,6 +34,7 @@ class Message:
     timestamp: datetime
     focus: tuple[dict, ...]
     response_to: str | None = None
+    checked: bool = False  # its focus was validated already (gateway.messaging.inbound opens messages ahead of their transaction)
 
     def focus_of(self, resource_type: str) -> dict:
         found = next((r for r in self.focus if r.get("resourceType") == resource_type), None)

@@ -36,11 +36,12 @@ from gateway.store.prepared import Prepared
 from gateway.store.schema import processed_messages
 
 log = logging.getLogger("gateway.inbound")
-# two statements per message handled: compiled once (gateway.store.prepared)
+# statements run per message: compiled once (gateway.store.prepared)
 _SEEN = Prepared(select(processed_messages.c.message_id).where(processed_messages.c.message_id == bindparam("m")))
 _RECORD = Prepared(insert(processed_messages), [c.name for c in processed_messages.columns])
 
 Handler = Callable[[Connection, str, Message, dict], str]  # (conn, sender, message, memo of this transaction)
+Check = Callable[[Message], Message]  # a message's content checked (raises GatewayError), before its transaction
 GROUP = "fv-gateway"
 POLL_SECONDS = 0.2  # a poll returns as soon as messages arrive; this only bounds how late `stop` is seen
 # Messages per transaction at most. A batch holds the one SQLite writer (API writes wait behind it)
@@ -57,10 +58,14 @@ class Outcome:
 
 
 class InboundProcessor:
-    def __init__(self, db: Database, dead_letters: DeadLetters, handle: Handler, on_handled: Callable[[], None] = lambda: None):
+    def __init__(
+        self, db: Database, dead_letters: DeadLetters, handle: Handler, on_handled: Callable[[], None] = lambda: None,
+        check: Check = lambda message: message,
+    ):
         self.db = db
         self.dead_letters = dead_letters
         self.handle = handle
+        self.check = check  # what `handle` would check of a message without the database (its content)
         self.on_handled = on_handled  # wakes the outbox relay
 
     def process(self, messages: Sequence[DeliveredMessage], relay: OutboxRelay | None = None) -> list[Outcome]:
@@ -69,19 +74,25 @@ class InboundProcessor:
         With `relay`, the outbox rows the batch adds are leased to it in the same transaction and
         handed over once it commits (see gateway.messaging.outbox)."""
         collect = relay is not None and relay.adopts
+        opened = _Opened(messages)
 
         def job(conn: Connection):
             memo: dict = {}
+            seen = _handled_already(conn, messages)
             if not collect:
-                return [self._one(conn, m, memo, None) for m in messages], None
+                return [self._one(conn, m, opened.get(i), memo, None, seen) for i, m in enumerate(messages)], None
             added = conn.info[COLLECTING] = []  # Outbox.add appends to it while this job runs
             try:
-                outcomes = [self._one(conn, m, memo, added) for m in messages]
+                outcomes = [self._one(conn, m, opened.get(i), memo, added, seen) for i, m in enumerate(messages)]
             finally:
                 conn.info.pop(COLLECTING, None)
             return outcomes, relay.adopt(conn, added)
 
-        outcomes, handoff = self.db.run_write(job)
+        written = self.db.submit_write(job)
+        # Meanwhile, on this thread: each message parsed and its content checked, a step ahead of
+        # the writer, which takes them in order (it runs while the writer waits on SQLite).
+        opened.open_all(self._open)
+        outcomes, handoff = written.result()
         if relay is not None:
             relay.hand_over(handoff)
         self.on_handled()
@@ -131,13 +142,20 @@ class InboundProcessor:
 
     # -- one message ----------------------------------------------------------------------------
 
-    def _one(self, conn: Connection, delivered: DeliveredMessage, memo: dict, added: list | None) -> Outcome:
+    def _one(
+        self, conn: Connection, delivered: DeliveredMessage, opened: "Opened", memo: dict, added: list | None, seen: set[str],
+    ) -> Outcome:
+        """`opened`: the message as `_open` found it (or why not); `seen`: the ids of the batch
+        handled before it, in an earlier transaction or earlier in this one."""
         message_id = delivered.message_id if bundles.is_message_id(delivered.message_id) else None
-        if message_id and self._seen(conn, message_id):
+        if message_id and message_id in seen:
             return Outcome(message_id, "duplicate")
         savepoint = _MessageSavepoint(conn, added)
         try:
-            outcome = self._apply(conn, delivered, memo)
+            if isinstance(opened, BaseException):
+                raise opened
+            sender, message = opened
+            outcome = self.handle(conn, sender, message, memo)
         except ServiceUnavailable:
             savepoint.rollback(quietly=True)  # the whole batch fails: the connection may be gone already
             raise
@@ -152,6 +170,7 @@ class InboundProcessor:
             savepoint.release()
         if message_id:
             self._record(conn, message_id, delivered.topic, outcome)
+            seen.add(message_id)
         return Outcome(message_id, outcome)
 
     def _seen(self, conn: Connection, message_id: str) -> bool:
@@ -161,7 +180,8 @@ class InboundProcessor:
         row = {"message_id": message_id, "topic": topic, "outcome": outcome[:32], "processed_at": now_micros()}
         _RECORD.execute(conn, row).close()
 
-    def _apply(self, conn: Connection, delivered: DeliveredMessage, memo: dict) -> str:
+    def _open(self, delivered: DeliveredMessage) -> tuple[str, Message]:
+        """The sender and the message, its envelope and content checked: all that needs no database."""
         if not bundles.is_message_id(delivered.message_id):
             raise InvalidRequest.at("headers.message-id", "Every message carries a message-id header (its Bundle.id)")
         sender = topics.agency_of_inbound(delivered.topic)
@@ -170,12 +190,55 @@ class InboundProcessor:
             raise InvalidRequest.at("Bundle.id", "The Bundle's id is the message-id header")
         if sender is None or message.source != sender:
             raise Forbidden.at("MessageHeader.sender", f"A message on {delivered.topic} comes from that topic's agency only")
-        return self.handle(conn, sender, message, memo)
+        return sender, self.check(message)
 
     def _dead_letter(self, conn: Connection, delivered: DeliveredMessage, code: str, reason: str) -> str:
         self.dead_letters.add(conn, delivered, code, reason)
         log.info("message %s dead-lettered: %s", delivered.message_id, code)
         return f"dead-letter: {code}"
+
+
+Opened = tuple[str, Message] | BaseException  # a message as _open found it, or why it could not be handled
+
+
+class _Opened:
+    """The batch's messages as `_open` finds them, one at a time in order, for the writer to take
+    each as soon as it is ready."""
+
+    def __init__(self, messages: Sequence[DeliveredMessage]):
+        self._messages = messages
+        self._opened: list[Opened] = []
+        self._ready = threading.Condition()
+
+    def open_all(self, open_one: Callable[[DeliveredMessage], tuple[str, Message]]) -> None:
+        try:
+            for delivered in self._messages:
+                try:
+                    opened: Opened = open_one(delivered)
+                except Exception as exc:  # the writer handles it as it would have raised there
+                    opened = exc
+                self._put(opened)
+        finally:  # interrupted: the writer must not wait for what will never come
+            while len(self._opened) < len(self._messages):
+                self._put(ServiceUnavailable("The gateway stopped while reading the batch"))
+
+    def get(self, index: int) -> Opened:
+        with self._ready:
+            self._ready.wait_for(lambda: len(self._opened) > index)
+            return self._opened[index]
+
+    def _put(self, opened: Opened) -> None:
+        with self._ready:
+            self._opened.append(opened)
+            self._ready.notify()
+
+
+def _handled_already(conn: Connection, messages: Sequence[DeliveredMessage]) -> set[str]:
+    """The batch's message ids that were handled before: one query for the batch, not one per message."""
+    ids = [m.message_id for m in messages if bundles.is_message_id(m.message_id)]
+    if not ids:
+        return set()
+    return set(conn.execute(select(processed_messages.c.message_id).where(processed_messages.c.message_id.in_(ids))).scalars())
 
 
 class _MessageSavepoint(Savepoint):

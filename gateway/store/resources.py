@@ -138,6 +138,10 @@ class ResourceStore:
 
     # -- reads --------------------------------------------------------------------------------
 
+    def exists(self, conn: Connection, resource_type: str, resource_id: str) -> bool:
+        """Whether the id was ever written (a deleted resource too): its row, without reading its body."""
+        return _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id}) is not None
+
     def current(self, conn: Connection, resource_type: str, resource_id: str) -> StoredVersion | None:
         row = _SELECT_CURRENT_BODY.first(conn, {"t": resource_type, "i": resource_id})
         return self._stored(conn, _VersionRow(*row)) if row else None

@@ -1,6 +1,20 @@
-"""A savepoint in plain SQL, for one job (or one message) inside a shared transaction."""
+"""A savepoint in plain SQL, for one job (or one message) inside a shared transaction; and what
+a transaction may remember of its own writes until a savepoint in it rolls back."""
 
 from sqlalchemy import Connection
+
+_MEMO = "gateway.transaction-memo"
+
+
+def transaction_memo(conn: Connection) -> dict:
+    """A dict for what this transaction learned of its own writes (the audit chain's tip), so
+    later statements in it need not read it again. Empty again in the next transaction, and after
+    any savepoint rollback (which may have undone what it says)."""
+    transaction = conn.get_transaction()
+    held = conn.info.get(_MEMO)
+    if held is None or held[0] is not transaction:
+        held = conn.info[_MEMO] = (transaction, {})
+    return held[1]
 
 
 class Savepoint:
@@ -10,6 +24,7 @@ class Savepoint:
 
     def __init__(self, conn: Connection, name: str = "job"):
         self._name = name
+        self._info = conn.info
         self._cursor = conn.connection.dbapi_connection.cursor()
         self._cursor.execute(f"SAVEPOINT {name}")
 
@@ -19,6 +34,7 @@ class Savepoint:
 
     def rollback(self, quietly: bool = False) -> None:
         """`quietly`: the whole transaction is failing anyway, and the connection may be gone."""
+        self._info.pop(_MEMO, None)
         try:
             self._cursor.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
             self.release()

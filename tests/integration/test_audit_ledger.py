@@ -21,6 +21,7 @@ from gateway.domain.vocabulary import (
     SubjectRole,
 )
 from gateway.store.encryption import generate_kek, parse_kek
+from gateway.store.savepoint import Savepoint
 from gateway.store.schema import audit_chain, audit_checkpoints, resource_versions
 
 NOW = datetime(2026, 11, 24, 9, tzinfo=timezone.utc)
@@ -70,6 +71,35 @@ def test_an_audit_entry_is_written_with_its_release_or_not_at_all(services):
     with pytest.raises(RuntimeError):
         services.db.run_write(release_then_fail)
     assert services.ledger.verify().entries == 0
+
+
+def test_entries_appended_in_one_transaction_follow_its_last_kept_entry(services):
+    """A transaction appending several entries chains each on its own last one, without reading
+    it back; an entry a savepoint rolled back is not followed, nor one of a transaction rolled back."""
+    request = DecisionRequest(Jurisdiction.DEFAULT, RfiPurpose.RISK_MANAGEMENT, Party(AgencyType.POLICE),
+                              Party(AgencyType.HEALTH), SubjectRole.THIRD_PARTY, InformationCategory.HEALTH, at=NOW)
+    decision = services.consent.decide(request)
+
+    def record(conn, event_id: str) -> int:
+        return services.ledger.record(conn, disclosure_event(event_id, decision, request, "police", "health", "p", NOW))
+
+    def kept_undone_kept(conn) -> int:
+        record(conn, "d-kept")
+        savepoint = Savepoint(conn)
+        record(conn, "d-undone")
+        savepoint.rollback()
+        return record(conn, "d-kept-too")
+
+    def recorded_then_failed(conn):
+        record(conn, "d-failed")
+        raise RuntimeError("the release itself failed")
+
+    assert services.db.run_write(kept_undone_kept) == 2
+    with pytest.raises(RuntimeError):
+        services.db.run_write(recorded_then_failed)
+    assert services.db.run_write(lambda conn: [record(conn, "d-next"), record(conn, "d-last")]) == [3, 4]
+    result = services.ledger.verify()
+    assert result.intact and result.entries == 4, result.problems
 
 
 def test_a_removed_entry_is_detected(services):

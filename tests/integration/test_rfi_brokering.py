@@ -89,6 +89,14 @@ def test_a_redelivered_message_has_no_second_effect(services, case):
     assert task(services, "rfi-1")["meta"]["versionId"] == "1"
 
 
+def test_a_message_delivered_twice_in_one_batch_is_handled_once(services, case):
+    message = cases.message(MessageEvent.RFI_REQUEST, "dfv-logan", "qps", cases.request("rfi-1"))
+
+    assert [o.outcome for o in services.inbound.process([message, message])] == ["routed", "duplicate"]
+    assert len(sent(services)) == 1 and count(services, audit_chain) == 1
+    assert task(services, "rfi-1")["meta"]["versionId"] == "1"
+
+
 def test_handled_ids_are_remembered_for_their_retention_then_forgotten_oldest_first(services, case):
     """A redelivery within the retention still has no effect; past it, the id is forgotten, a
     batch at a time, oldest first, and what is newer stays."""

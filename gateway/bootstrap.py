@@ -95,11 +95,12 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     if upgrade_schema:
         conformance.publish(db, store, published)
     ledger = DisclosureLedger(db, store, load_audit_signer(settings))
-    release = RecordRelease(CaseReader(store), consent, ledger, _utc_now)
+    reader = CaseReader(store)  # one per process: it keeps the cases' release contexts
+    release = RecordRelease(reader, consent, ledger, _utc_now)
     fhir = FhirService(db, store, ProfileRegistry(published), release=release)
     outbox = Outbox(keyring)
     dead_letters = DeadLetters(keyring, outbox)
-    rfis = InformationRequests(store, CaseReader(store), fhir.accept, ReleaseCheck(consent, ledger), outbox, _utc_now)
+    rfis = InformationRequests(store, reader, fhir.accept, ReleaseCheck(consent, ledger), outbox, _utc_now)
     cases = CaseService(db, CaseRepository(store), rfis, release=release)
     transport = open_transport(settings, db, keyring)
     relay = OutboxRelay(db, keyring, transport, partitions=settings.kafka_partitions, replication=settings.kafka_replication)

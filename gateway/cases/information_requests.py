@@ -109,7 +109,7 @@ class InformationRequests:
             self._send(conn, MessageEvent.RFI_STATUS, None, sender, [stored], case_id, correlation_id)
             return "refused"
         stored = self._save(conn, rfi, case_id)
-        people = [self.reader.person(conn, s, memo) for s in rfi.subject_ids]
+        people = [context.person(s) for s in rfi.subject_ids]
         self._send(conn, MessageEvent.RFI_REQUEST, sender, target.id, [stored, *people], case_id, correlation_id)
         return "routed"
 

@@ -7,6 +7,7 @@ without rebuilding the whole aggregate (that is the hot path of RFI brokering): 
 team, the roles of the people, the consent on file for each, and the risk findings.
 """
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
@@ -38,9 +39,12 @@ from gateway.fhir.ids import new_id
 from gateway.fhir.search import parse_search
 from gateway.mappings import care_team, consent, episode, organization, patient
 from gateway.mappings.common import read_code
+from gateway.store import change_marks
+from gateway.store.change_marks import subject
 from gateway.store.resources import ResourceStore, every_match
 
 SERIOUS = (RiskLevel.IMMINENT, RiskLevel.HIGH)
+KNOWN_CONTEXTS = 4096  # cases whose release context a process keeps (each a few kB)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ class ReleaseContext:
     consents: dict[str, ConsentRecord]  # the newest record per person
     serious_threat: bool
     child_at_risk: bool
+    # each person's Patient resource as stored (a request carries it to the target); bytes, so
+    # no reader can change what the next transaction is given
+    people: dict[str, bytes]
+
+    def person(self, person_id: str) -> dict | None:
+        body = self.people.get(person_id)
+        return orjson.loads(body) if body is not None else None
 
     def consent_on_file(self, person_id: str) -> ConsentOnFile:
         record = self.consents.get(person_id)
@@ -62,11 +73,40 @@ class ReleaseContext:
         return ConsentOnFile(record.status, record.recipients, at)
 
 
-class CaseReader:
-    """Reads the parts of a case a release needs, straight from the FHIR store."""
+class _KnownContexts:
+    """Release contexts read in earlier transactions, each with the subjects and marks it was read under."""
 
-    def __init__(self, store: ResourceStore):
+    def __init__(self, size: int):
+        self._size = size
+        self._entries: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], ReleaseContext]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, case_id: str) -> ReleaseContext | None:
+        entry = self._entries.get(case_id)
+        if entry is None:
+            return None
+        subjects, marks, context = entry
+        return context if change_marks.marks(conn, subjects) == marks else None
+
+    def put(self, case_id: str, subjects: tuple[str, ...], marks: tuple[str | None, ...], context: ReleaseContext) -> None:
+        with self._lock:
+            self._entries.pop(case_id, None)
+            self._entries[case_id] = (subjects, marks, context)
+            while len(self._entries) > self._size:
+                del self._entries[next(iter(self._entries))]  # the longest kept
+
+
+class CaseReader:
+    """Reads the parts of a case a release needs, straight from the FHIR store.
+
+    Each case's ReleaseContext is kept between transactions, with the change marks of the
+    resources it was read from (gateway.store.change_marks): checking those marks is one
+    statement where reading the context again was about twenty, and any write that could change
+    the context (in any process) changes a mark."""
+
+    def __init__(self, store: ResourceStore, known: int = KNOWN_CONTEXTS):
         self.store = store
+        self._known = _KnownContexts(known)
 
     def resource(self, conn: Connection, resource_type: str, resource_id: str) -> dict | None:
         found = self.store.current(conn, resource_type, resource_id)
@@ -95,40 +135,38 @@ class CaseReader:
             memo[key] = agency
         return agency
 
-    def person(self, conn: Connection, patient_id: str, memo: dict | None = None) -> dict | None:
-        """The Patient resource (a request carries it to the target), read once per transaction with `memo`."""
-        key = ("Patient", patient_id)
-        if memo is not None and key in memo:
-            return memo[key]
-        found = self.resource(conn, "Patient", patient_id)
-        if memo is not None:
-            memo[key] = found
-        return found
-
     def context(self, conn: Connection, case_id: str, memo: dict | None = None) -> ReleaseContext:
         """`memo`: contexts already read in this transaction (a batch of messages touches few cases;
         nothing a message handler writes changes a context, so within one transaction it holds)."""
         key = ("EpisodeOfCare", case_id)
         if memo is not None and key in memo:
             return memo[key]
-        context = self._context(conn, case_id)
+        context = self._known.get(conn, case_id) or self._read_context(conn, case_id)
         if memo is not None:
             memo[key] = context
         return context
 
-    def _context(self, conn: Connection, case_id: str) -> ReleaseContext:
+    def _read_context(self, conn: Connection, case_id: str) -> ReleaseContext:
+        # Each resource is read after its mark (see gateway.store.change_marks): the case's own
+        # parts first, then, once the EpisodeOfCare has named them, its people.
+        parts = (subject("EpisodeOfCare", case_id), subject("CareTeam", f"{case_id}-team"))
+        part_marks = change_marks.marks(conn, parts)
         found = self.resource(conn, "EpisodeOfCare", case_id)
         if found is None:
             raise NotFound(f"Case {case_id} does not exist")
         record = episode.from_fhir(found)
-        roles = {pid: patient.role_of(self.resource(conn, "Patient", pid) or {}) for pid in record.people_ids}
+        people = tuple(subject("Patient", pid) for pid in dict.fromkeys([*record.people_ids, record.victim_survivor_id]))
+        people_marks = change_marks.marks(conn, people)
+        bodies = {pid: self.store.current(conn, "Patient", pid) for pid in record.people_ids}
+        bodies = {pid: v.body for pid, v in bodies.items() if v is not None and not v.deleted}
+        roles = {pid: patient.role_of(orjson.loads(bodies[pid]) if pid in bodies else {}) for pid in record.people_ids}
         newest: dict[str, ConsentRecord] = {}
         subjects = ",".join(f"Patient/{pid}" for pid in record.people_ids)
         for c in self.search(conn, "Consent", [("patient", subjects)]) if subjects else ():
             candidate = consent.from_fhir(c)
             if candidate.subject_id not in newest or candidate.recorded_on >= newest[candidate.subject_id].recorded_on:
                 newest[candidate.subject_id] = candidate
-        return ReleaseContext(
+        context = ReleaseContext(
             case_id=case_id,
             jurisdiction=record.jurisdiction,
             status=record.status,
@@ -137,7 +175,10 @@ class CaseReader:
             consents=newest,
             serious_threat=self._current_risk(conn, record.victim_survivor_id) in SERIOUS,
             child_at_risk=SubjectRole.CHILD_VICTIM_SURVIVOR in roles.values(),
+            people=bodies,
         )
+        self._known.put(case_id, parts + people, part_marks + people_marks, context)
+        return context
 
     def team(self, conn: Connection, case_id: str) -> Team:
         found = self.resource(conn, "CareTeam", f"{case_id}-team")

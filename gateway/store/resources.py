@@ -15,7 +15,7 @@ from gateway.fhir import dates
 from gateway.fhir.indexing import MAX_INDEXED_CHARS, IndexEntry
 from gateway.fhir.search import SearchQuery
 from gateway.fhir.validation import require_valid_id
-from gateway.store import case_links, search_sql
+from gateway.store import case_links, change_marks, search_sql
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.prepared import Prepared, PreparedRows
 from gateway.store.schema import resource_versions as rv
@@ -58,7 +58,8 @@ class ResourceStore:
         holder: str | None = None,
     ) -> StoredVersion:
         """Write the next version (or a delete marker when `resource` is None), its search index
-        and its case links (gateway.store.case_links; a delete keeps them).
+        its case links (gateway.store.case_links; a delete keeps them) and, for the types that
+        make up a case's release context, its change marks (gateway.store.change_marks).
 
         `new_id` says the caller just minted the id (a create), so there is no current version
         to look up or index rows to remove. `links`: already derived from `resource`. `holder`:
@@ -93,6 +94,9 @@ class ResourceStore:
                 "holder": holder,
             },
         )
+        if resource_type in change_marks.WATCHED:
+            index = tuple(index) if resource is not None else ()
+            change_marks.mark_write(conn, resource_type, resource_id, index, existed=current is not None)
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
         if resource is not None:
             case_links.relink(conn, resource_type, resource_id, resource, fresh=current is None, links=links)

@@ -294,3 +294,12 @@ pending_backfills = Table(
     Column("name", String(64), primary_key=True),
     Column("requested_at", BigInteger, nullable=False),
 )
+
+# A fresh token per case part or person, set by each write that changes what is known of it
+# (gateway.store.change_marks): what a reader derived from them holds while their marks do.
+change_marks = Table(
+    "change_marks",
+    metadata,
+    Column("subject", String(140), primary_key=True),
+    Column("mark", String(36), nullable=False),
+)

@@ -14,7 +14,7 @@ from gateway.bootstrap import build_services
 from gateway.domain.agencies import Agency
 from gateway.domain.vocabulary import AgencyType, Jurisdiction
 from gateway.settings import Settings
-from gateway.store import case_links, migrate, resources, search_sql
+from gateway.store import case_links, change_marks, migrate, resources, search_sql
 from gateway.store.database import Database
 from gateway.store.prepared import Prepared
 from gateway.store.schema import pending_backfills
@@ -39,11 +39,13 @@ def empty_database_url(request, tmp_path):
 
 @contextmanager
 def store_before_0007(monkeypatch):
-    """The store's statements as they were before revision 0007 gave each version its holder."""
+    """The store's statements as they were before revision 0007 gave each version its holder
+    (and before 0009 kept change marks)."""
     columns = [c for c in rv.columns if c.name != "holder"]
 
     with monkeypatch.context() as before:
         before.setattr(search_sql, "VERSION_COLUMNS", (*columns, null().label("holder")))
+        before.setattr(change_marks, "WATCHED", {})
         before.setattr(resources, "_INSERT_VERSION", Prepared(insert(rv), [c.name for c in columns]))
         before.setattr(resources, "_SELECT_CURRENT_BODY", Prepared(
             search_sql.current_versions().where(rv.c.resource_type == bindparam("t"), rv.c.resource_id == bindparam("i"))

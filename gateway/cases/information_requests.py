@@ -32,7 +32,7 @@ from gateway.mappings.common import read_code, reference, reference_id
 from gateway.messaging import bundles
 from gateway.messaging.bundles import Message
 from gateway.messaging.outbox import Outbox
-from gateway.store.resources import ResourceStore
+from gateway.store.resources import ResourceStore, StoredVersion
 
 OPEN = ",".join(s.value for s in (RfiStatus.REQUESTED, RfiStatus.ACCEPTED, RfiStatus.IN_PROGRESS))
 OVERDUE_PAGE = 500  # open RFIs read at a time when looking for overdue ones (all are looked at, page by page)
@@ -105,29 +105,29 @@ class InformationRequests:
         if refused:
             rfi.move_to(RfiStatus.FAILED, "Not sent: the consent engine did not permit telling the target agency "
                         f"that the people named are part of this case ({refused[0].explanation})")
-            stored = self._save(conn, rfi, case_id)
+            stored = self._save(conn, rfi, case_id, new=True)
             self._send(conn, MessageEvent.RFI_STATUS, None, sender, [stored], case_id, correlation_id)
             return "refused"
-        stored = self._save(conn, rfi, case_id)
+        stored = self._save(conn, rfi, case_id, new=True)
         people = [context.person(s) for s in rfi.subject_ids]
         self._send(conn, MessageEvent.RFI_REQUEST, sender, target.id, [stored, *people], case_id, correlation_id)
         return "routed"
 
     def change_status(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
         task = message.focus_of("Task")
-        rfi, case_id = self._owned(conn, sender, task)
+        rfi, case_id, version = self._owned(conn, sender, task)
         try:
             status = RfiStatus(task.get("status"))
         except ValueError:
             raise InvalidRequest.at("Task.status", f"'{task.get('status')}' is not a Task status") from None
         rfi.move_to(status, (task.get("statusReason") or {}).get("text", ""))
-        stored = self._save(conn, rfi, case_id)
+        stored = self._save(conn, rfi, case_id, base=version)
         self._send(conn, MessageEvent.RFI_STATUS, sender, rfi.requester_agency_id, [stored], case_id, message.id)
         return status.value
 
     def respond(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
         answer = _domain(self._valid_task(message))
-        rfi, case_id = self._owned(conn, sender, {"id": answer.id})
+        rfi, case_id, version = self._owned(conn, sender, {"id": answer.id})
         context = self.reader.context(conn, case_id, memo)
         requester, holder = self.reader.agency(conn, rfi.requester_agency_id, memo), self.reader.agency(conn, sender, memo)
         now = self.clock()
@@ -145,7 +145,7 @@ class InformationRequests:
             else:
                 withheld.append(WithheldItem(item.category, item.subject_id, item.recorded_on, withheld_reason(decision)))
         rfi.respond(released, withheld)
-        stored = self._save(conn, rfi, case_id)
+        stored = self._save(conn, rfi, case_id, base=version)
         self._send(conn, MessageEvent.RFI_RESPONSE, sender, rfi.requester_agency_id, [stored], case_id, message.id)
         return f"answered: {len(released)} released, {len(withheld)} withheld"
 
@@ -195,18 +195,23 @@ class InformationRequests:
         if strangers:
             raise BusinessRuleViolation.at("Task.input", f"Patient/{strangers[0]} is not part of case {context.case_id}")
 
-    def _owned(self, conn: Connection, sender: str, task: dict) -> tuple[InformationRequest, str]:
-        found = self.reader.resource(conn, "Task", str(task.get("id")))
+    def _owned(self, conn: Connection, sender: str, task: dict) -> tuple[InformationRequest, str, StoredVersion]:
+        """The RFI `sender` may answer, its case, and the stored version it is read from."""
+        version = self.store.current(conn, "Task", str(task.get("id")))
+        found = orjson.loads(version.body) if version is not None and not version.deleted else None
         if found is None or read_code(found.get("code"), TaskType) is not TaskType.RFI:
             raise NotFound(f"There is no RFI Task/{task.get('id')}")
         rfi = rfi_mapping.from_fhir(found)
         if rfi.target_agency_id != sender:
             raise Forbidden.at("Task.owner", f"Only the agency the RFI was sent to can answer it, not {sender}")
-        return rfi, reference_id(found["focus"], "EpisodeOfCare")
+        return rfi, reference_id(found["focus"], "EpisodeOfCare"), version
 
-    def _save(self, conn: Connection, rfi: InformationRequest, case_id: str) -> dict:
+    def _save(
+        self, conn: Connection, rfi: InformationRequest, case_id: str, base: StoredVersion | None = None, new: bool = False,
+    ) -> dict:
+        """`base`: the version read in this transaction that this one follows; `new`: found not to exist in it."""
         task = rfi_mapping.to_fhir(rfi, case_id)
-        self.store.write(conn, task, "Task", rfi.id, index_entries(task))
+        self.store.write(conn, task, "Task", rfi.id, index_entries(task), new_id=new, base=base)
         return task  # as stored: the write gave it its id and meta
 
     def _send(

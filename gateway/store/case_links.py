@@ -122,12 +122,19 @@ def _targets(references: Iterable[str]) -> dict[str, list[str]]:
 # -- keeping the links (in the transaction of each write) ---------------------------------------
 
 
-def relink(conn: Connection, resource_type: str, resource_id: str, resource: dict, fresh: bool, links: Links | None = None) -> None:
+def relink(
+    conn: Connection, resource_type: str, resource_id: str, resource: dict, fresh: bool, links: Links | None = None,
+    previous: dict | None = None,
+) -> None:
     """Replace the links `resource`'s content makes. `fresh`: its first version (no links to replace:
-    they are only ever made by writing a version, and versions are never purged)."""
+    they are only ever made by writing a version, and versions are never purged). `previous`: the
+    content of the version it replaces, when the caller has it: a resource other than a case that
+    names the same cases and person as before keeps its links as they are."""
     if resource_type in NEVER_CASE_DATA:
         return
     links = links or links_of(resource_type, resource_id, resource)
+    if previous is not None and resource_type != CASE and links == links_of(resource_type, resource_id, previous):
+        return
     me = {"t": resource_type, "i": resource_id}
     rows = [(resource_type, resource_id, case, resource_type, resource_id) for case in links.cases]
     if resource_type == CASE:

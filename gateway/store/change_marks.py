@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.fhir.ids import new_id
 from gateway.fhir.indexing import IndexEntry
-from gateway.store.prepared import Prepared
+from gateway.store.prepared import Prepared, PreparedIn
 from gateway.store.schema import change_marks as cm
 from gateway.store.schema import search_index as si
 
@@ -61,7 +61,7 @@ def mark_write(conn: Connection, resource_type: str, resource_id: str, index: Se
 
 def marks(conn: Connection, subjects: Sequence[str]) -> tuple[str | None, ...]:
     """The current mark of each subject, in order (None: never marked since marks began)."""
-    found = dict(_read(len(subjects)).all(conn, {f"s{i}": s for i, s in enumerate(subjects)}))
+    found = dict(_READ.all(conn, subjects))
     return tuple(found.get(s) for s in subjects)
 
 
@@ -75,13 +75,4 @@ _SET_POSTGRESQL = _set(postgresql.insert)
 _INDEXED = Prepared(
     select(si.c.value).where(si.c.resource_type == bindparam("t"), si.c.resource_id == bindparam("i"), si.c.param == bindparam("p"))
 )
-_READS: dict[int, Prepared] = {}
-
-
-def _read(count: int) -> Prepared:
-    """One statement per number of subjects (an IN of that many binds, compiled once)."""
-    found = _READS.get(count)
-    if found is None:
-        binds = [bindparam(f"s{i}") for i in range(count)]
-        found = _READS[count] = Prepared(select(cm.c.subject, cm.c.mark).where(cm.c.subject.in_(binds)))
-    return found
+_READ = PreparedIn(lambda binds: select(cm.c.subject, cm.c.mark).where(cm.c.subject.in_(binds)))

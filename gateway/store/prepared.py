@@ -7,11 +7,12 @@ statements per request. These run inside the same transaction as the SQLAlchemy 
 they are given, so they mix freely with ordinary Core statements.
 """
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
 
 
 class Compiled(NamedTuple):
@@ -104,4 +105,25 @@ class PreparedRows:
                     raise AssertionError("a multi-row INSERT binds its values out of row order")
                 names = None
             found = self._by_shape[(conn.dialect.name, count)] = (compiled.string, names)
+        return found
+
+
+class PreparedIn:
+    """A statement with an IN list, compiled once per length of the list: a Prepared cannot leave
+    an IN to expand at execution. `make` builds the statement from that many bind parameters."""
+
+    def __init__(self, make: Callable[[list[BindParameter]], ClauseElement]):
+        self._make = make
+        self._by_count: dict[int, Prepared] = {}
+
+    def all(self, conn: Connection, values: Sequence[Any], params: dict[str, Any] | None = None) -> list[tuple]:
+        return self._for(len(values)).all(conn, {**(params or {}), **{f"in{i}": v for i, v in enumerate(values)}})
+
+    def execute(self, conn: Connection, values: Sequence[Any], params: dict[str, Any] | None = None):
+        return self._for(len(values)).execute(conn, {**(params or {}), **{f"in{i}": v for i, v in enumerate(values)}})
+
+    def _for(self, count: int) -> Prepared:
+        found = self._by_count.get(count)
+        if found is None:
+            found = self._by_count[count] = Prepared(self._make([bindparam(f"in{i}") for i in range(count)]))
         return found

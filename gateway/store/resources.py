@@ -4,6 +4,7 @@ Every version's body is the canonical JSON bytes (with id and meta filled in) en
 reads decrypt those bytes and serve them as they are, never re-serialising a model.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple
 
@@ -17,7 +18,7 @@ from gateway.fhir.search import SearchQuery
 from gateway.fhir.validation import require_valid_id
 from gateway.store import case_links, change_marks, search_sql
 from gateway.store.encryption import DataKeyring, version_aad
-from gateway.store.prepared import Prepared, PreparedRows
+from gateway.store.prepared import Prepared, PreparedIn, PreparedRows
 from gateway.store.schema import resource_versions as rv
 from gateway.store.schema import resources as r
 from gateway.store.schema import search_index as si
@@ -56,6 +57,7 @@ class ResourceStore:
         new_id: bool = False,
         links: "case_links.Links | None" = None,
         holder: str | None = None,
+        base: StoredVersion | None = None,
     ) -> StoredVersion:
         """Write the next version (or a delete marker when `resource` is None), its search index
         its case links (gateway.store.case_links; a delete keeps them) and, for the types that
@@ -63,10 +65,16 @@ class ResourceStore:
 
         `new_id` says the caller just minted the id (a create), so there is no current version
         to look up or index rows to remove. `links`: already derived from `resource`. `holder`:
-        the agency whose system writes it (None: the gateway's own write).
+        the agency whose system writes it (None: the gateway's own write). `base`: the current
+        version as the caller read it in this transaction, so it is not looked up again (a
+        concurrent change still fails the write) and, when the new content names the same case
+        and person, the case links are left as they are.
         """
         require_valid_id(resource_type, resource_id)
-        current = None if new_id else _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id})
+        if base is not None:
+            current = (base.version_id, base.last_updated)
+        else:
+            current = None if new_id else _SELECT_CURRENT.first(conn, {"t": resource_type, "i": resource_id})
         current_version, current_updated = current if current else (0, 0)
         if if_match is not None and (current is None or current_version != if_match):
             found = "it does not exist" if current is None else f"the current version is {current_version}"
@@ -99,7 +107,8 @@ class ResourceStore:
             change_marks.mark_write(conn, resource_type, resource_id, index, existed=current is not None)
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
         if resource is not None:
-            case_links.relink(conn, resource_type, resource_id, resource, fresh=current is None, links=links)
+            previous = orjson.loads(base.body) if base is not None and base.body is not None else None
+            case_links.relink(conn, resource_type, resource_id, resource, fresh=current is None, links=links, previous=previous)
         return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body, holder)
 
     def write_if_changed(self, conn: Connection, resource: dict, index: Iterable[IndexEntry]) -> bool:
@@ -130,15 +139,34 @@ class ResourceStore:
             raise Conflict(f"{resource_type}/{resource_id} was changed concurrently; read it again and retry")
 
     def _reindex(self, conn, resource_type, resource_id, index: Iterable[IndexEntry], clear: bool) -> None:
-        if clear:
-            _CLEAR_INDEX.execute(conn, {"t": resource_type, "i": resource_id}).close()
+        """`clear`: the resource has index rows already; only those the new entries no longer
+        have are deleted, and only entries not there yet inserted (a Task's status change is one
+        row each way, not its eleven out and in again)."""
         cut = MAX_INDEXED_CHARS
-        rows = [
-            (resource_type, resource_id, e.param, e.system, e.value[:cut] if e.value is not None else None, e.raw, e.lo, e.hi)
-            for e in index
-        ]
-        if rows:
-            _INSERT_INDEX.insert(conn, rows)
+        entries = [(e.param, e.system, e.value[:cut] if e.value is not None else None, e.raw, e.lo, e.hi) for e in index]
+        if clear:
+            entries = self._drop_stale_rows(conn, resource_type, resource_id, entries)
+        if entries:
+            _INSERT_INDEX.insert(conn, [(resource_type, resource_id, *e) for e in entries])
+
+    def _drop_stale_rows(self, conn, resource_type, resource_id, entries: list[tuple]) -> list[tuple]:
+        """Delete the stored rows `entries` does not hold; return the entries still to insert."""
+        wanted = Counter(entries)
+        stale = []
+        for row_id, *entry in _INDEX_ROWS.all(conn, {"t": resource_type, "i": resource_id}):
+            entry = tuple(entry)
+            if wanted[entry] > 0:
+                wanted[entry] -= 1
+            else:
+                stale.append(row_id)
+        for start in range(0, len(stale), _DELETE_CHUNK):
+            _DELETE_ROWS.execute(conn, stale[start : start + _DELETE_CHUNK]).close()
+        missing = []
+        for entry in entries:
+            if wanted[entry] > 0:
+                wanted[entry] -= 1
+                missing.append(entry)
+        return missing
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -203,7 +231,12 @@ _ADVANCE_RESOURCE = Prepared(
     .values(version_id=bindparam("v"), last_updated=bindparam("lu"), deleted=bindparam("d"))
 )
 _INSERT_VERSION = Prepared(insert(rv), [c.name for c in rv.columns])
-_CLEAR_INDEX = Prepared(delete(si).where(si.c.resource_type == bindparam("t"), si.c.resource_id == bindparam("i")))
+_INDEX_ROWS = Prepared(
+    select(si.c.row_id, si.c.param, si.c.system, si.c.value, si.c.raw, si.c.lo, si.c.hi)
+    .where(si.c.resource_type == bindparam("t"), si.c.resource_id == bindparam("i"))
+)
+_DELETE_ROWS = PreparedIn(lambda binds: delete(si).where(si.c.row_id.in_(binds)))
+_DELETE_CHUNK = 64  # row ids deleted per statement at most (one compiled statement per count up to it)
 _INSERT_INDEX = PreparedRows(si, [c.name for c in si.columns if c.name != "row_id"])
 
 

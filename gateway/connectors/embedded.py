@@ -12,8 +12,9 @@ reads every partition, so two live members of one group see the same messages (h
 message id makes that harmless). The queue is meant for one process (DESIGN 10). Commits only
 move a group's positions forward, so a slower member never takes the group back.
 
-A waiting poll wakes when a publish of this process commits, and reads again every
-RECHECK_SECONDS to see what other processes publish.
+A waiting poll wakes when a publish of this process to one of its topics commits (a publish to
+another agency's topic leaves it waiting, not reading), and reads again every RECHECK_SECONDS to
+see what other processes publish.
 """
 
 import threading
@@ -22,7 +23,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, union_all
+from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.connectors.transport import MESSAGE_ID, Consumer, DeliveredMessage, OutgoingMessage, Transport, UnknownTopic
@@ -30,6 +31,7 @@ from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
 from gateway.store.key_rotation import SealedColumn
+from gateway.store.prepared import Prepared
 from gateway.store.schema import queue_messages as qm
 from gateway.store.schema import queue_positions as qp
 from gateway.store.schema import queue_topics as qt
@@ -37,7 +39,7 @@ from gateway.store.schema import queue_topics as qt
 RECHECK_SECONDS = 0.2
 TRIM_BATCH = 1_000  # messages one trim deletes per partition at most: a short write, repeated each tick
 MAX_UNION = 200  # partitions probed by one statement (SQLite allows 500 compound SELECT terms)
-PUBLISHED = "gateway.queue.published"  # connection-info flag: this transaction published
+PUBLISHED = "gateway.queue.published"  # connection-info key: the topics this transaction published to
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -108,7 +110,7 @@ class DatabaseQueue(Transport):
         partitions = self._topic_partitions(conn, {m.topic for m in messages})
         now = now_micros()
         conn.execute(insert(qm), [self._row(conn, m, partitions[m.topic], now) for m in messages])
-        conn.info[PUBLISHED] = True
+        conn.info.setdefault(PUBLISHED, set()).update(partitions)
 
     def _row(self, conn: Connection, message: OutgoingMessage, partitions: int, now: int) -> dict:
         partition = partition_of(message.key, partitions)
@@ -129,18 +131,25 @@ class DatabaseQueue(Transport):
     ) -> list[DeliveredMessage]:
         partitions = self.db.run_read(lambda conn: self._topic_partitions(conn, [topic]))[topic]
         start = {(topic, p): positions.get(p, 0) for p in range(partitions)}
-        return self.wait_for(lambda: self.db.run_read(lambda conn: self.fetch(conn, start, max_messages)), wait_seconds)
 
-    def wait_for(self, read: Callable[[], list[DeliveredMessage]], wait_seconds: float) -> list[DeliveredMessage]:
-        """`read()` until it finds messages or `wait_seconds` have passed."""
+        def read() -> list[DeliveredMessage]:
+            return self.db.run_read(lambda conn: self.fetch(conn, start, max_messages))
+
+        return self.wait_for(read, wait_seconds, lambda published: published == topic)
+
+    def wait_for(
+        self, read: Callable[[], list[DeliveredMessage]], wait_seconds: float, reads: Callable[[str], bool],
+    ) -> list[DeliveredMessage]:
+        """`read()` until it finds messages or `wait_seconds` have passed; `reads`: whether a
+        topic is one `read` reads (only a publish to one of those wakes it)."""
         deadline = time.monotonic() + wait_seconds
         while True:
-            seen = self._wakeup.generation
+            seen = self._wakeup.mark(reads)
             found = read()
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return found
-            self._wakeup.wait(seen, min(remaining, RECHECK_SECONDS))
+            self._wakeup.wait(reads, seen, min(remaining, RECHECK_SECONDS))
 
     def fetch(self, conn: Connection, positions: Mapping[Position, int], limit: int) -> list[DeliveredMessage]:
         """The first `limit` messages at or after each partition's next offset, in offset order."""
@@ -211,23 +220,34 @@ class DatabaseQueue(Transport):
 
 
 class _Wakeup:
-    """Wakes the readers waiting on one database when a transaction of this process that published ends."""
+    """Wakes the readers waiting on one database when a transaction of this process that published
+    to one of their topics ends. Every agency's inbox and the inbound worker wait on the one
+    database: woken by every publish, each read again for what was almost always someone else's."""
 
     def __init__(self, db: Database):
         self._changed = threading.Condition()
-        self.generation = 0  # bumped on every publish, so a waiter never misses one
+        self._generations: dict[str, int] = {}  # topic -> publishes to it, so a waiter never misses one
         db.on_transaction_end(self._on_end)
 
-    def wait(self, seen: int, seconds: float) -> None:
+    def mark(self, reads: Callable[[str], bool]) -> int:
+        """How many publishes there have been to the topics `reads` picks."""
         with self._changed:
-            if self.generation == seen:
-                self._changed.wait(seconds)
+            return self._mark(reads)
+
+    def wait(self, reads: Callable[[str], bool], seen: int, seconds: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._mark(reads) != seen, seconds)
+
+    def _mark(self, reads: Callable[[str], bool]) -> int:
+        return sum(count for topic, count in self._generations.items() if reads(topic))
 
     def _on_end(self, info: dict) -> None:
-        # A publish is now visible (or was rolled back, and waking the readers for nothing costs each one read).
-        if info.pop(PUBLISHED, False):
+        # A publish is now visible (or was rolled back, and waking its readers for nothing costs each one read).
+        published = info.pop(PUBLISHED, None)
+        if published:
             with self._changed:
-                self.generation += 1
+                for topic in published:
+                    self._generations[topic] = self._generations.get(topic, 0) + 1
                 self._changed.notify_all()
 
 
@@ -240,7 +260,10 @@ class _GroupMember(Consumer):
         self._committed: dict[Position, int] = {}
 
     def poll(self, max_messages: int = 500, wait_seconds: float = 1.0) -> list[DeliveredMessage]:
-        messages = self._queue.wait_for(lambda: self._queue.db.run_read(lambda conn: self._fetch(conn, max_messages)), wait_seconds)
+        def read() -> list[DeliveredMessage]:
+            return self._queue.db.run_read(lambda conn: self._fetch(conn, max_messages))
+
+        messages = self._queue.wait_for(read, wait_seconds, lambda topic: topic.startswith(self._prefix))
         for m in messages:
             self._next[(m.topic, m.partition)] = m.offset + 1
         return messages
@@ -266,16 +289,30 @@ class _GroupMember(Consumer):
 
 
 def _next_offsets(conn: Connection, positions: Sequence[tuple[Position, int]], limit: int) -> list[int]:
-    # One index range scan per partition, each stopping after `limit` rows, in one statement.
-    heads = [
-        select(qm.c.offset)
-        .where(qm.c.topic == topic, qm.c.partition == partition, qm.c.offset >= offset)
-        .order_by(qm.c.offset)
-        .limit(limit)
-        .subquery()
-        for (topic, partition), offset in positions
-    ]
-    return list(conn.execute(union_all(*(select(head.c.offset) for head in heads))).scalars())
+    params: dict = {"limit": limit}
+    for i, ((topic, partition), offset) in enumerate(positions):
+        params.update({f"t{i}": topic, f"p{i}": partition, f"o{i}": offset})
+    return [offset for (offset,) in _heads(len(positions)).all(conn, params)]
+
+
+_HEADS: dict[int, Prepared] = {}
+
+
+def _heads(count: int) -> Prepared:
+    """One index range scan per partition, each stopping after `limit` rows, in one statement;
+    compiled once per number of partitions (building it anew took a fifth of an idle poll)."""
+    found = _HEADS.get(count)
+    if found is None:
+        heads = [
+            select(qm.c.offset)
+            .where(qm.c.topic == bindparam(f"t{i}"), qm.c.partition == bindparam(f"p{i}"), qm.c.offset >= bindparam(f"o{i}"))
+            .order_by(qm.c.offset)
+            .limit(bindparam("limit", type_=Integer))
+            .subquery()
+            for i in range(count)
+        ]
+        found = _HEADS[count] = Prepared(union_all(*(select(head.c.offset) for head in heads)))
+    return found
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

@@ -322,6 +322,44 @@ def test_a_waiting_read_wakes_as_soon_as_this_process_publishes(services, monkey
     queue.close()
 
 
+def test_a_publish_to_another_topic_leaves_waiting_readers_waiting(services, monkeypatch):
+    """An agency's inbox and the inbound worker wait on one database: each reads again only for
+    its own topics, not for every other agency's message."""
+    monkeypatch.setattr(embedded, "RECHECK_SECONDS", 60.0)  # only a wake-up makes a waiting reader read
+    queue = DatabaseQueue(services.db, services.keyring)
+    queue.create_topics(["fv.outbound.police", "fv.outbound.health", "fv.inbound.police"])
+    reads = defaultdict(int)
+    fetch = queue.fetch
+
+    def counted(conn, positions, limit):
+        reads[next(iter(positions))[0].split(".")[1]] += 1
+        return fetch(conn, positions, limit)
+
+    monkeypatch.setattr(queue, "fetch", counted)
+    arrived: dict[str, list] = {}
+    inbound = queue.consumer("fv.inbound.", "gateway")
+    readers = [
+        threading.Thread(target=lambda: arrived.update(inbox=queue.read("fv.outbound.police", {}, wait_seconds=30))),
+        threading.Thread(target=lambda: arrived.update(inbound=inbound.poll(10, wait_seconds=30))),
+    ]
+    for reader in readers:
+        reader.start()
+    while reads["outbound"] < 1 or reads["inbound"] < 1:  # each has read once and is waiting
+        time.sleep(0.01)
+
+    for n in range(5):
+        queue.publish([message("fv.outbound.health", n)])  # another agency's inbox
+    time.sleep(0.3)
+    assert dict(reads) == {"outbound": 1, "inbound": 1}
+
+    queue.publish([message("fv.outbound.police", 7)])
+    queue.publish([message("fv.inbound.police", 8)])
+    for reader in readers:
+        reader.join(timeout=10)
+    assert numbers(arrived["inbox"]) == [7] and numbers(arrived["inbound"]) == [8]
+    queue.close()
+
+
 def test_a_slower_member_never_moves_the_group_back(services):
     queue = DatabaseQueue(services.db, services.keyring)
     queue.create_topics(["fv.inbound.police"])

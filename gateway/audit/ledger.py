@@ -33,6 +33,7 @@ _HEAD = Prepared(
     select(audit_chain.c.seq, audit_chain.c.chain).where(audit_chain.c.seq == select(func.max(audit_chain.c.seq)).scalar_subquery())
 )
 _APPEND = Prepared(insert(audit_chain), [c.name for c in audit_chain.columns])
+_CHECKPOINT = Prepared(insert(audit_checkpoints), [c.name for c in audit_checkpoints.columns])
 
 
 class AuditSigner:
@@ -108,12 +109,9 @@ class DisclosureLedger:
         return self.db.run_write(job)
 
     def _checkpoint(self, conn: Connection, seq: int, chain: str) -> None:
-        conn.execute(
-            insert(audit_checkpoints).values(
-                seq=seq, chain=chain, key_id=self.signer.key_id, signature=self.signer.sign(seq, chain),
-                signed_at=now_micros(),
-            )
-        )
+        signature = self.signer.sign(seq, chain)
+        row = {"seq": seq, "chain": chain, "key_id": self.signer.key_id, "signature": signature, "signed_at": now_micros()}
+        _CHECKPOINT.execute(conn, row).close()
 
     def verify(self, trusted_keys: dict[str, Ed25519PublicKey] | None = None) -> Verification:
         keys = trusted_keys or {self.signer.key_id: self.signer.public_key}

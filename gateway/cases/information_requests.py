@@ -197,8 +197,8 @@ class InformationRequests:
 
     def _owned(self, conn: Connection, sender: str, task: dict) -> tuple[InformationRequest, str, StoredVersion]:
         """The RFI `sender` may answer, its case, and the stored version it is read from."""
-        version = self.store.current(conn, "Task", str(task.get("id")))
-        found = orjson.loads(version.body) if version is not None and not version.deleted else None
+        version = self.reader.current(conn, "Task", str(task.get("id")))
+        found = orjson.loads(version.body) if version is not None else None
         if found is None or read_code(found.get("code"), TaskType) is not TaskType.RFI:
             raise NotFound(f"There is no RFI Task/{task.get('id')}")
         rfi = rfi_mapping.from_fhir(found)

@@ -40,8 +40,7 @@ from gateway.fhir.search import parse_search
 from gateway.mappings import care_team, consent, episode, organization, patient
 from gateway.mappings.common import read_code
 from gateway.store import change_marks
-from gateway.store.change_marks import subject
-from gateway.store.resources import ResourceStore, every_match
+from gateway.store.resources import ResourceStore, StoredVersion, every_match
 
 SERIOUS = (RiskLevel.IMMINENT, RiskLevel.HIGH)
 KNOWN_CONTEXTS = 4096  # cases whose release context a process keeps (each a few kB)
@@ -108,9 +107,14 @@ class CaseReader:
         self.store = store
         self._known = _KnownContexts(known)
 
-    def resource(self, conn: Connection, resource_type: str, resource_id: str) -> dict | None:
+    def current(self, conn: Connection, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The current version, None if there is none or it is a delete marker."""
         found = self.store.current(conn, resource_type, resource_id)
-        return orjson.loads(found.body) if found and not found.deleted else None
+        return found if found is not None and not found.deleted else None
+
+    def resource(self, conn: Connection, resource_type: str, resource_id: str) -> dict | None:
+        found = self.current(conn, resource_type, resource_id)
+        return orjson.loads(found.body) if found is not None else None
 
     def search(self, conn: Connection, resource_type: str, params: list[tuple[str, str]], count: int = 1000) -> list[dict]:
         query = parse_search(resource_type, params)
@@ -149,16 +153,17 @@ class CaseReader:
     def _read_context(self, conn: Connection, case_id: str) -> ReleaseContext:
         # Each resource is read after its mark (see gateway.store.change_marks): the case's own
         # parts first, then, once the EpisodeOfCare has named them, its people.
-        parts = (subject("EpisodeOfCare", case_id), subject("CareTeam", f"{case_id}-team"))
+        parts = (change_marks.subject("EpisodeOfCare", case_id), change_marks.subject("CareTeam", f"{case_id}-team"))
         part_marks = change_marks.marks(conn, parts)
         found = self.resource(conn, "EpisodeOfCare", case_id)
         if found is None:
             raise NotFound(f"Case {case_id} does not exist")
         record = episode.from_fhir(found)
-        people = tuple(subject("Patient", pid) for pid in dict.fromkeys([*record.people_ids, record.victim_survivor_id]))
+        person_ids = dict.fromkeys([*record.people_ids, record.victim_survivor_id])
+        people = tuple(change_marks.subject("Patient", pid) for pid in person_ids)
         people_marks = change_marks.marks(conn, people)
-        bodies = {pid: self.store.current(conn, "Patient", pid) for pid in record.people_ids}
-        bodies = {pid: v.body for pid, v in bodies.items() if v is not None and not v.deleted}
+        found_people = {pid: self.current(conn, "Patient", pid) for pid in record.people_ids}
+        bodies = {pid: v.body for pid, v in found_people.items() if v is not None}
         roles = {pid: patient.role_of(orjson.loads(bodies[pid]) if pid in bodies else {}) for pid in record.people_ids}
         newest: dict[str, ConsentRecord] = {}
         subjects = ",".join(f"Patient/{pid}" for pid in record.people_ids)

@@ -31,7 +31,7 @@ from gateway.fhir.dates import now_micros
 from gateway.store.database import Database
 from gateway.store.encryption import DataKeyring
 from gateway.store.key_rotation import SealedColumn
-from gateway.store.prepared import Prepared
+from gateway.store.prepared import PreparedPerCount
 from gateway.store.schema import queue_messages as qm
 from gateway.store.schema import queue_positions as qp
 from gateway.store.schema import queue_topics as qt
@@ -292,27 +292,24 @@ def _next_offsets(conn: Connection, positions: Sequence[tuple[Position, int]], l
     params: dict = {"limit": limit}
     for i, ((topic, partition), offset) in enumerate(positions):
         params.update({f"t{i}": topic, f"p{i}": partition, f"o{i}": offset})
-    return [offset for (offset,) in _heads(len(positions)).all(conn, params)]
+    return [offset for (offset,) in _HEADS.of(len(positions)).all(conn, params)]
 
 
-_HEADS: dict[int, Prepared] = {}
+def _heads(count: int):
+    """One index range scan per partition, each stopping after `limit` rows, in one statement
+    (compiled once per number of partitions: building it anew took a fifth of an idle poll)."""
+    heads = [
+        select(qm.c.offset)
+        .where(qm.c.topic == bindparam(f"t{i}"), qm.c.partition == bindparam(f"p{i}"), qm.c.offset >= bindparam(f"o{i}"))
+        .order_by(qm.c.offset)
+        .limit(bindparam("limit", type_=Integer))
+        .subquery()
+        for i in range(count)
+    ]
+    return union_all(*(select(head.c.offset) for head in heads))
 
 
-def _heads(count: int) -> Prepared:
-    """One index range scan per partition, each stopping after `limit` rows, in one statement;
-    compiled once per number of partitions (building it anew took a fifth of an idle poll)."""
-    found = _HEADS.get(count)
-    if found is None:
-        heads = [
-            select(qm.c.offset)
-            .where(qm.c.topic == bindparam(f"t{i}"), qm.c.partition == bindparam(f"p{i}"), qm.c.offset >= bindparam(f"o{i}"))
-            .order_by(qm.c.offset)
-            .limit(bindparam("limit", type_=Integer))
-            .subquery()
-            for i in range(count)
-        ]
-        found = _HEADS[count] = Prepared(union_all(*(select(head.c.offset) for head in heads)))
-    return found
+_HEADS = PreparedPerCount(_heads)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

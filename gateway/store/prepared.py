@@ -108,22 +108,33 @@ class PreparedRows:
         return found
 
 
-class PreparedIn:
-    """A statement with an IN list, compiled once per length of the list: a Prepared cannot leave
-    an IN to expand at execution. `make` builds the statement from that many bind parameters."""
+class PreparedPerCount:
+    """A statement whose shape depends on a count (an IN list of that many values, a UNION of that
+    many parts), compiled once per count: a Prepared cannot expand anything at execution."""
 
-    def __init__(self, make: Callable[[list[BindParameter]], ClauseElement]):
+    def __init__(self, make: Callable[[int], ClauseElement]):
         self._make = make
         self._by_count: dict[int, Prepared] = {}
 
-    def all(self, conn: Connection, values: Sequence[Any], params: dict[str, Any] | None = None) -> list[tuple]:
-        return self._for(len(values)).all(conn, {**(params or {}), **{f"in{i}": v for i, v in enumerate(values)}})
-
-    def execute(self, conn: Connection, values: Sequence[Any], params: dict[str, Any] | None = None):
-        return self._for(len(values)).execute(conn, {**(params or {}), **{f"in{i}": v for i, v in enumerate(values)}})
-
-    def _for(self, count: int) -> Prepared:
+    def of(self, count: int) -> Prepared:
         found = self._by_count.get(count)
         if found is None:
-            found = self._by_count[count] = Prepared(self._make([bindparam(f"in{i}") for i in range(count)]))
+            found = self._by_count[count] = Prepared(self._make(count))
         return found
+
+
+class PreparedIn:
+    """A statement with an IN list; `make` builds it from that many bind parameters (in0, in1, ...)."""
+
+    def __init__(self, make: Callable[[list[BindParameter]], ClauseElement]):
+        self._statements = PreparedPerCount(lambda count: make([bindparam(f"in{i}") for i in range(count)]))
+
+    def all(self, conn: Connection, values: Sequence[Any], params: dict[str, Any] | None = None) -> list[tuple]:
+        return self._statements.of(len(values)).all(conn, _with_values(values, params))
+
+    def execute(self, conn: Connection, values: Sequence[Any], params: dict[str, Any] | None = None):
+        return self._statements.of(len(values)).execute(conn, _with_values(values, params))
+
+
+def _with_values(values: Sequence[Any], params: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(params or {}), **{f"in{i}": v for i, v in enumerate(values)}}

@@ -2,13 +2,13 @@
 
 import argparse
 import gc
-import logging
 import sys
 import threading
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway import operations_log
 from gateway.connectors.transport import TransportError
 from gateway.auth import commands as identity_commands
 from gateway.consent.policy import PolicyError
@@ -76,20 +76,8 @@ def _services(upgrade_schema: bool = True):
     from gateway.bootstrap import build_services
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
-    _skip_unlogged_record_fields()
+    operations_log.configure(settings.log_level)
     return build_services(settings, upgrade_schema)
-
-
-def _skip_unlogged_record_fields() -> None:
-    """The format above names no source line, thread or process, so no record gathers them (the
-    logging HOWTO's "Optimization" switches): the access log makes a record per request, and
-    finding the caller's frame alone was about 1% of a create's time."""
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
 
 
 def _settle_start_up() -> None:

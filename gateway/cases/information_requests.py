@@ -69,19 +69,17 @@ class InformationRequests:
         message's transaction, so the one writer is not kept waiting on it."""
         if message.event not in (MessageEvent.RFI_REQUEST, MessageEvent.RFI_RESPONSE):
             return message
-        self._valid_task(message)
-        return replace(message, checked=True)
+        return replace(message, checked=self._carried_rfi(message))
 
     # -- the three messages ---------------------------------------------------------------------
 
     def request(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
-        task = self._valid_task(message)
-        rfi = _domain(task)
+        rfi = self._carried_rfi(message)
         if rfi.requester_agency_id != sender:
             raise Forbidden.at("Task.requester", f"Agency {sender} can send RFIs in its own name only")
         if message.destination != rfi.target_agency_id:
             raise InvalidRequest.at("MessageHeader.destination", "The message goes to the agency that owns the Task")
-        return self.route(conn, rfi, reference_id(task["focus"], "EpisodeOfCare"), message.id, memo)
+        return self.route(conn, rfi, reference_id(message.focus_of("Task")["focus"], "EpisodeOfCare"), message.id, memo)
 
     def route(self, conn: Connection, rfi: InformationRequest, case_id: str, correlation_id: str | None, memo: dict) -> str:
         """Check a new RFI, decide its identifying content, store it and send it (or tell the requester why not).
@@ -126,7 +124,7 @@ class InformationRequests:
         return status.value
 
     def respond(self, conn: Connection, sender: str, message: Message, memo: dict) -> str:
-        answer = _domain(self._valid_task(message))
+        answer = self._carried_rfi(message)
         rfi, case_id, version = self._owned(conn, sender, {"id": answer.id})
         context = self.reader.context(conn, case_id, memo)
         requester, holder = self.reader.agency(conn, rfi.requester_agency_id, memo), self.reader.agency(conn, sender, memo)
@@ -175,12 +173,14 @@ class InformationRequests:
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _valid_task(self, message: Message) -> dict:
+    def _carried_rfi(self, message: Message) -> InformationRequest:
+        """The RFI the message's Task carries, valid FHIR and true to its profiles (as `check` found it)."""
+        if isinstance(message.checked, InformationRequest):
+            rfi = message.checked  # a copy: the handler changes it, and nothing says a message is handled once
+            return replace(rfi, responses=list(rfi.responses), withheld=list(rfi.withheld))
         task = message.focus_of("Task")
-        if message.checked:
-            return task
         index = next(i for i, r in enumerate(message.focus) if r is task) + 1
-        return self.accept(task, "Task", f"Bundle.entry[{index}].resource")
+        return _domain(self.accept(task, "Task", f"Bundle.entry[{index}].resource"))
 
     def _check_requester(self, context: ReleaseContext, rfi: InformationRequest) -> None:
         if context.status is CaseStatus.CLOSED:
@@ -209,9 +209,10 @@ class InformationRequests:
     def _save(
         self, conn: Connection, rfi: InformationRequest, case_id: str, base: StoredVersion | None = None, new: bool = False,
     ) -> dict:
-        """`base`: the version read in this transaction that this one follows; `new`: found not to exist in it."""
+        """`base`: the version read in this transaction that this one follows; `new`: found not to exist in it.
+        The Task names the case and the people `base` named: an RFI's case and subjects never change."""
         task = rfi_mapping.to_fhir(rfi, case_id)
-        self.store.write(conn, task, "Task", rfi.id, index_entries(task), new_id=new, base=base)
+        self.store.write(conn, task, "Task", rfi.id, index_entries(task), new_id=new, base=base, keeps_links=True)
         return task  # as stored: the write gave it its id and meta
 
     def _send(

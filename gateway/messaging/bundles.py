@@ -34,7 +34,9 @@ class Message:
     timestamp: datetime
     focus: tuple[dict, ...]
     response_to: str | None = None
-    checked: bool = False  # its focus was validated already (gateway.messaging.inbound opens messages ahead of their transaction)
+    # What the handler's check made of the focus (validated, read into the domain), when it ran
+    # ahead of the message's transaction (gateway.messaging.inbound opens messages a step ahead)
+    checked: object = None
 
     def focus_of(self, resource_type: str) -> dict:
         found = next((r for r in self.focus if r.get("resourceType") == resource_type), None)

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway.errors import ServiceUnavailable
+from gateway.store.deferred import run_job
 from gateway.store.sqlite_writes import BUSY_TIMEOUT_MS, LoopWrites, ThreadWrites, WriteConnection, discard
 
 T = TypeVar("T")
@@ -115,7 +116,7 @@ class Database:
         with self._translate_errors(), self.engine.connect() as conn:
             try:
                 with conn.begin():
-                    return job(conn)
+                    return run_job(conn, job)
             finally:  # before the connection goes back to the pool, where another job could use its info
                 self._transaction_ended(conn.info)
 

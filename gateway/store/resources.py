@@ -16,7 +16,7 @@ from gateway.fhir import dates
 from gateway.fhir.indexing import MAX_INDEXED_CHARS, IndexEntry
 from gateway.fhir.search import SearchQuery
 from gateway.fhir.validation import require_valid_id
-from gateway.store import case_links, change_marks, search_sql
+from gateway.store import case_links, change_marks, deferred, search_sql
 from gateway.store.encryption import DataKeyring, version_aad
 from gateway.store.prepared import Prepared, PreparedIn, PreparedRows
 from gateway.store.schema import resource_versions as rv
@@ -58,6 +58,7 @@ class ResourceStore:
         links: "case_links.Links | None" = None,
         holder: str | None = None,
         base: StoredVersion | None = None,
+        keeps_links: bool = False,
     ) -> StoredVersion:
         """Write the next version (or a delete marker when `resource` is None), its search index
         its case links (gateway.store.case_links; a delete keeps them) and, for the types that
@@ -68,7 +69,9 @@ class ResourceStore:
         the agency whose system writes it (None: the gateway's own write). `base`: the current
         version as the caller read it in this transaction, so it is not looked up again (a
         concurrent change still fails the write) and, when the new content names the same case
-        and person, the case links are left as they are.
+        and person, the case links are left as they are. `keeps_links`: the caller knows the new
+        content names the cases and person `base` names (an RFI stays on its case), so neither
+        is read for links.
         """
         require_valid_id(resource_type, resource_id)
         if base is not None:
@@ -84,10 +87,7 @@ class ResourceStore:
         now = max(dates.now_micros(), current_updated + 1)
         body = key_id = ciphertext = None
         if resource is not None:
-            resource["id"] = resource_id
-            resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": dates.instant_text(now)}
-            body = orjson.dumps(resource)
-            key_id, ciphertext = self.keyring.encrypt(conn, body, version_aad(resource_type, resource_id, version))
+            body, key_id, ciphertext = self._sealed(conn, resource, resource_type, resource_id, version, now)
         self._advance(conn, resource_type, resource_id, current_version, version, now, resource is None)
         _INSERT_VERSION.execute(
             conn,
@@ -106,10 +106,32 @@ class ResourceStore:
             index = tuple(index) if resource is not None else ()
             change_marks.mark_write(conn, resource_type, resource_id, index, existed=current is not None)
         self._reindex(conn, resource_type, resource_id, index if resource is not None else (), clear=current is not None)
-        if resource is not None:
+        if resource is not None and not (keeps_links and base is not None):
             previous = orjson.loads(base.body) if base is not None and base.body is not None else None
             case_links.relink(conn, resource_type, resource_id, resource, fresh=current is None, links=links, previous=previous)
         return StoredVersion(resource_type, resource_id, version, now, resource is None, method, body, holder)
+
+    def create_at_job_end(self, conn: Connection, resource: dict, resource_type: str, index: Iterable[IndexEntry]) -> StoredVersion:
+        """Create `resource` (its id just minted) as `write` would, but insert its rows when the
+        write job ends (gateway.store.deferred): for records the job never reads back and that no
+        case links or change marks follow (the ledger's AuditEvents)."""
+        if resource_type in change_marks.WATCHED or resource_type not in case_links.NEVER_CASE_DATA:
+            raise ValueError(f"{resource_type} is read back within write jobs; it is written at once")
+        resource_id = resource["id"]
+        require_valid_id(resource_type, resource_id)
+        now = dates.now_micros()
+        body, key_id, ciphertext = self._sealed(conn, resource, resource_type, resource_id, 1, now)
+        deferred.append(conn, _INSERT_RESOURCES, [(resource_type, resource_id, 1, now, False)])
+        deferred.append(conn, _INSERT_VERSIONS, [(resource_type, resource_id, 1, now, "POST", key_id, ciphertext, None)])
+        deferred.append(conn, _INSERT_INDEX, [(resource_type, resource_id, *e) for e in _index_rows(index)])
+        return StoredVersion(resource_type, resource_id, 1, now, False, "POST", body)
+
+    def _sealed(self, conn, resource: dict, resource_type: str, resource_id: str, version: int, now: int) -> tuple[bytes, str, bytes]:
+        """Fill in the version's id and meta; return its canonical bytes, key id and ciphertext."""
+        resource["id"] = resource_id
+        resource["meta"] = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": dates.instant_text(now)}
+        body = orjson.dumps(resource)
+        return (body, *self.keyring.encrypt(conn, body, version_aad(resource_type, resource_id, version)))
 
     def write_if_changed(self, conn: Connection, resource: dict, index: Iterable[IndexEntry]) -> bool:
         """Write `resource` as a new version unless the current one already says the same.
@@ -142,8 +164,7 @@ class ResourceStore:
         """`clear`: the resource has index rows already; only those the new entries no longer
         have are deleted, and only entries not there yet inserted (a Task's status change is one
         row each way, not its eleven out and in again)."""
-        cut = MAX_INDEXED_CHARS
-        entries = [(e.param, e.system, e.value[:cut] if e.value is not None else None, e.raw, e.lo, e.hi) for e in index]
+        entries = _index_rows(index)
         if clear:
             entries = self._drop_stale_rows(conn, resource_type, resource_id, entries)
         if entries:
@@ -238,6 +259,17 @@ _INDEX_ROWS = Prepared(
 _DELETE_ROWS = PreparedIn(lambda binds: delete(si).where(si.c.row_id.in_(binds)))
 _DELETE_CHUNK = 64  # row ids deleted per statement at most (one compiled statement per count up to it)
 _INSERT_INDEX = PreparedRows(si, [c.name for c in si.columns if c.name != "row_id"])
+
+
+# the same rows, many at once, for records created at a job's end (create_at_job_end)
+_INSERT_RESOURCES = PreparedRows(r, [c.name for c in r.columns])
+_INSERT_VERSIONS = PreparedRows(rv, [c.name for c in rv.columns])
+
+
+def _index_rows(index: Iterable[IndexEntry]) -> list[tuple]:
+    """Search index entries as row values after the resource's type and id (values cut to what is indexed)."""
+    cut = MAX_INDEXED_CHARS
+    return [(e.param, e.system, e.value[:cut] if e.value is not None else None, e.raw, e.lo, e.hi) for e in index]
 
 
 class _VersionRow(NamedTuple):

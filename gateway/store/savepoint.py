@@ -3,6 +3,8 @@ a transaction may remember of its own writes until a savepoint in it rolls back.
 
 from sqlalchemy import Connection
 
+from gateway.store import deferred
+
 _MEMO = "gateway.transaction-memo"
 
 
@@ -24,7 +26,8 @@ class Savepoint:
 
     def __init__(self, conn: Connection, name: str = "job"):
         self._name = name
-        self._info = conn.info
+        self._conn = conn
+        self._appended = deferred.mark(conn)  # rows appended to insert at the job's end (gateway.store.deferred)
         self._cursor = conn.connection.dbapi_connection.cursor()
         self._cursor.execute(f"SAVEPOINT {name}")
 
@@ -34,7 +37,8 @@ class Savepoint:
 
     def rollback(self, quietly: bool = False) -> None:
         """`quietly`: the whole transaction is failing anyway, and the connection may be gone."""
-        self._info.pop(_MEMO, None)
+        self._conn.info.pop(_MEMO, None)
+        deferred.truncate(self._conn, self._appended)
         try:
             self._cursor.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
             self.release()

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine, RootTransaction
 from sqlalchemy.exc import OperationalError
 
 from gateway.errors import ServiceUnavailable
+from gateway.store.deferred import run_job
 from gateway.store.savepoint import Savepoint
 
 T = TypeVar("T")
@@ -78,7 +79,7 @@ class WriteConnection:
             raise
         try:
             if len(jobs) == 1:
-                return transaction, [(jobs[0](conn), None)]
+                return transaction, [(run_job(conn, jobs[0]), None)]
             return transaction, [_run_in_savepoint(conn, job) for job in jobs]
         except BaseException:
             self.rollback(transaction)
@@ -358,7 +359,7 @@ def _failed(size: int, exc: BaseException) -> None:
 def _run_in_savepoint(conn: Connection, job: Job) -> Outcome:
     savepoint = Savepoint(conn)
     try:
-        value = job(conn)
+        value = run_job(conn, job)
     except Exception as exc:  # this job alone is rolled back; its caller gets the error
         savepoint.rollback()
         return None, exc

@@ -100,6 +100,9 @@ def test_entries_appended_in_one_transaction_follow_its_last_kept_entry(services
     assert services.db.run_write(lambda conn: [record(conn, "d-next"), record(conn, "d-last")]) == [3, 4]
     result = services.ledger.verify()
     assert result.intact and result.entries == 4, result.problems
+    stored = services.db.run_read(lambda conn: set(conn.execute(
+        select(resource_versions.c.resource_id).where(resource_versions.c.resource_type == "AuditEvent")).scalars()))
+    assert stored == {"d-kept", "d-kept-too", "d-next", "d-last"}  # no event without its entry
 
 
 def test_a_removed_entry_is_detected(services):

@@ -13,7 +13,10 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import ServiceUnavailable
+from gateway.store import deferred
 from gateway.store.database import Database
+from gateway.store.prepared import PreparedRows
+from gateway.store.savepoint import Savepoint
 
 metadata = MetaData()
 notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("text", String(50)))
@@ -89,6 +92,41 @@ def test_a_failing_job_on_the_writer_thread_is_rolled_back_alone(db):
     assert isinstance(queued[1].exception(5), ValueError)
     assert queued[0].result(5) is not None and queued[2].result(5) is not None
     assert texts(db) == ["a", "b", "first"]
+
+
+def test_rows_deferred_to_a_jobs_end_are_written_with_the_job_or_not_at_all(db):
+    """Rows a job appends for its end (gateway.store.deferred) go in when it ends, after its own
+    statements; a job that fails, or a savepoint in it that rolls back, takes its rows with it,
+    and a neighbour in the same group keeps its own."""
+    later = PreparedRows(notes, ["text"])
+    gate = threading.Event()
+
+    def hold_the_writer(conn):
+        deferred.append(conn, later, [("held",)])
+        gate.wait(5)
+
+    def appends_then_fails(conn):
+        deferred.append(conn, later, [("of the failed job",)])
+        raise ValueError("refused")
+
+    def keeps_some(conn):
+        deferred.append(conn, later, [("kept",)])
+        savepoint = Savepoint(conn)
+        deferred.append(conn, later, [("undone",), ("undone too",)])
+        savepoint.rollback()
+        deferred.append(conn, later, [("kept too",)])
+        conn.execute(insert(notes).values(text="at once"))
+        return conn.execute(select(notes.c.text)).scalars().all()  # the deferred rows are not in yet
+
+    first = db.submit_write(hold_the_writer)
+    time.sleep(0.05)
+    queued = [db.submit_write(job) for job in (appends_then_fails, keeps_some)]
+    gate.set()
+    first.result(5)
+    assert isinstance(queued[0].exception(5), ValueError)
+    assert queued[1].result(5) == ["held", "at once"]
+    assert db.run_read(lambda conn: conn.execute(select(notes.c.text).order_by(notes.c.id)).scalars().all()) == [
+        "held", "at once", "kept", "kept too"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -12,7 +12,6 @@ Only for rows of new records that no statement of the job reads (the ledger's Au
 anything the job may read back is written at once, as before.
 """
 
-import logging
 from typing import Callable, TypeVar
 
 from sqlalchemy import Connection
@@ -20,8 +19,7 @@ from sqlalchemy import Connection
 from gateway.store.prepared import PreparedRows
 
 T = TypeVar("T")
-log = logging.getLogger("gateway.store")
-_PENDING = "gateway.deferred-rows"
+_PENDING = "gateway.deferred-rows"  # in conn.info while run_job runs a job: [(target, row), ...]
 
 
 def append(conn: Connection, target: PreparedRows, rows: list[tuple]) -> None:
@@ -38,43 +36,39 @@ def last(conn: Connection, target: PreparedRows) -> tuple | None:
 
 
 def mark(conn: Connection) -> int:
-    return len(_pending(conn))
+    """Where a savepoint begins in what is pending (none pending: outside a job, or nothing yet)."""
+    return len(conn.info.get(_PENDING, ()))
 
 
 def truncate(conn: Connection, at: int) -> None:
     """Forget what was appended since `mark` returned `at` (its savepoint was rolled back)."""
-    del _pending(conn)[at:]
+    if (pending := conn.info.get(_PENDING)) is not None:
+        del pending[at:]
 
 
-def flush(conn: Connection) -> None:
-    """Insert what is pending: one multi-row INSERT per table (in the order the tables were
-    first appended to), rows in the order appended."""
-    pending = conn.info.pop(_PENDING, None)
-    if not pending or not pending[1]:
-        return
+def run_job(conn: Connection, job: Callable[[Connection], T]) -> T:
+    """Run a write job and insert what it appended; what a failed job appended is dropped."""
+    conn.info[_PENDING] = []
+    try:
+        value = job(conn)
+        _insert(conn, conn.info[_PENDING])
+        return value
+    finally:
+        conn.info.pop(_PENDING, None)
+
+
+def _insert(conn: Connection, pending: list) -> None:
+    """One multi-row INSERT per table (in the order the tables were first appended to), rows in
+    the order appended."""
     by_target: dict[PreparedRows, list[tuple]] = {}
-    for target, row in pending[1]:
+    for target, row in pending:
         by_target.setdefault(target, []).append(row)
     for target, rows in by_target.items():
         target.insert(conn, rows)
 
 
-def run_job(conn: Connection, job: Callable[[Connection], T]) -> T:
-    """Run a write job and insert what it appended; what a failed job appended is dropped."""
-    try:
-        value = job(conn)
-    except BaseException:
-        conn.info.pop(_PENDING, None)
-        raise
-    flush(conn)
-    return value
-
-
 def _pending(conn: Connection) -> list:
-    transaction = conn.get_transaction()
-    held = conn.info.get(_PENDING)
-    if held is None or held[0] is not transaction:
-        if held is not None and held[1]:  # appended outside run_job, so never inserted: a bug to see at once
-            log.error("%d appended rows of an earlier transaction were never inserted", len(held[1]))
-        held = conn.info[_PENDING] = (transaction, [])
-    return held[1]
+    pending = conn.info.get(_PENDING)
+    if pending is None:  # rows appended here would never be inserted: refuse at once
+        raise RuntimeError("rows can be deferred only within a write job (gateway.store.deferred.run_job)")
+    return pending

@@ -127,6 +127,8 @@ def test_rows_deferred_to_a_jobs_end_are_written_with_the_job_or_not_at_all(db):
     assert queued[1].result(5) == ["held", "at once"]
     assert db.run_read(lambda conn: conn.execute(select(notes.c.text).order_by(notes.c.id)).scalars().all()) == [
         "held", "at once", "kept", "kept too"]
+    with pytest.raises(RuntimeError, match="only within a write job"):  # outside one they would never go in
+        db.run_read(lambda conn: deferred.append(conn, later, [("lost",)]))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

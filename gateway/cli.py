@@ -2,6 +2,7 @@
 
 import argparse
 import gc
+import signal
 import sys
 import threading
 
@@ -107,6 +108,10 @@ def _serve(args) -> int:
         worker.start()  # the outbox relay, inbound messages and overdue RFIs, beside the API
         app = create_app(services)
         _settle_start_up()
+        # uvicorn stops gracefully on SIGTERM, then raises the signal again with the handler it
+        # found: left at the default, that killed the process before the `finally` below, so the
+        # worker never stopped cleanly (positions uncommitted, published rows left in the outbox).
+        signal.signal(signal.SIGTERM, lambda *_: None)
         uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)
     finally:
         stop.set()

@@ -79,6 +79,7 @@ def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(deployment, kafka
         exchange.run_until_answered(timeout=120)
     finally:
         log = gateway.stop()
+    assert gateway.process.returncode == 0, "SIGTERM stops the gateway cleanly: its worker's shutdown ran"
     assert_exactly_once_in_effect(services, exchange)
     assert "Traceback" not in log
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, select
 
 from gateway.connectors import topics
 from gateway.connectors.transport import Consumer, DeliveredMessage, Transport
@@ -30,15 +30,18 @@ from gateway.messaging import bundles
 from gateway.messaging.bundles import Message
 from gateway.messaging.dead_letters import DeadLetters
 from gateway.messaging.outbox import COLLECTING, OutboxRelay
+from gateway.store import deferred
 from gateway.store.database import Database
 from gateway.store.savepoint import Savepoint
-from gateway.store.prepared import Prepared
+from gateway.store.prepared import Prepared, PreparedRows
 from gateway.store.schema import processed_messages
 
 log = logging.getLogger("gateway.inbound")
 # statements run per message: compiled once (gateway.store.prepared)
 _SEEN = Prepared(select(processed_messages.c.message_id).where(processed_messages.c.message_id == bindparam("m")))
-_RECORD = Prepared(insert(processed_messages), [c.name for c in processed_messages.columns])
+# Each message's record is inserted with the rest of its batch's when the write job ends
+# (gateway.store.deferred): within the batch, `seen` answers for it.
+_RECORDS = PreparedRows(processed_messages, ["message_id", "topic", "outcome", "processed_at"])
 
 Handler = Callable[[Connection, str, Message, dict], str]  # (conn, sender, message, memo of this transaction)
 Check = Callable[[Message], Message]  # a message's content checked (raises GatewayError), before its transaction
@@ -177,8 +180,7 @@ class InboundProcessor:
         return _SEEN.first(conn, {"m": message_id}) is not None
 
     def _record(self, conn: Connection, message_id: str, topic: str, outcome: str) -> None:
-        row = {"message_id": message_id, "topic": topic, "outcome": outcome[:32], "processed_at": now_micros()}
-        _RECORD.execute(conn, row).close()
+        deferred.append(conn, _RECORDS, [(message_id, topic, outcome[:32], now_micros())])
 
     def _open(self, delivered: DeliveredMessage) -> tuple[str, Message]:
         """The sender and the message, its envelope and content checked: all that needs no database."""

@@ -8,8 +8,8 @@ through: gateway.store.sqlite_writes, Database). A savepoint rolled back forgets
 appended inside it (gateway.store.savepoint marks and truncates), so what is inserted is
 exactly what the job kept.
 
-Only for rows of new records that no statement of the job reads (the ledger's AuditEvents);
-anything the job may read back is written at once, as before.
+Only for rows of new records that no statement of the job reads (the ledger's AuditEvents, the
+inbound worker's handled-message records); anything the job may read back is written at once.
 """
 
 from typing import Callable, TypeVar

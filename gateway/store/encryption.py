@@ -24,6 +24,35 @@ from gateway.fhir.dates import now_micros
 from gateway.store.schema import data_keys
 
 NONCE_BYTES = 12
+NONCES_PER_DRAW = 1024
+
+
+class NonceSource:
+    """Random 96-bit GCM nonces, drawn from the OS a thousand at a time.
+
+    os.urandom releases the GIL, and every release costs the writer thread a wait to get it back
+    from the threads parsing and relaying messages: drawn one per encryption, it was 6% of the
+    writer's time under inbound load. A nonce is never handed out twice: the pool is taken under
+    a lock, and a forked child forgets its parent's pool (it would repeat the parent's next nonces)."""
+
+    def __init__(self, per_draw: int = NONCES_PER_DRAW):
+        self._per_draw = per_draw
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._at == len(self._pool):
+                self._pool, self._at = os.urandom(NONCE_BYTES * self._per_draw), 0
+            self._at += NONCE_BYTES
+            return self._pool[self._at - NONCE_BYTES : self._at]
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()  # a new one: the parent's may have been held by a thread the child lacks
+        self._pool, self._at = b"", 0
+
+
+_NONCES = NonceSource()
 
 
 class DataKeyError(Exception):
@@ -69,7 +98,7 @@ class DataKeyring:
         return self.encrypt_with(conn, self.active_kid(conn), plaintext, aad)
 
     def encrypt_with(self, conn: Connection, kid: str, plaintext: bytes, aad: bytes) -> tuple[str, bytes]:
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = _NONCES.take()
         return kid, nonce + self._key(conn, kid).encrypt(nonce, plaintext, aad)
 
     def decrypt(self, conn: Connection, kid: str, blob: bytes, aad: bytes) -> bytes:
@@ -93,7 +122,7 @@ class DataKeyring:
     def create_key(self, conn: Connection, activate: bool) -> str:
         kid = secrets.token_hex(8)
         raw = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = _NONCES.take()
         wrapped = nonce + self._kek.encrypt(nonce, raw, kid.encode())
         if activate:
             conn.execute(update(data_keys).where(data_keys.c.active).values(active=False))

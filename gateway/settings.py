@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     )
     kafka_tls: bool = Field(default=False, description="TLS to the brokers (SSL / SASL_SSL); production needs it, tokens are bearer credentials")
     kafka_ca_file: str = Field(default="", description="PEM file of the CAs that sign the brokers' certificates; empty means the system's")
+    kafka_publisher_process: bool = Field(
+        default=True,
+        description="run the Kafka producer in a child process, off the GIL the gateway's one database writer needs; "
+        "false keeps it in the gateway's process",
+    )
 
     token_lifetime_seconds: int = Field(default=300, ge=30, le=3600, description="lifetime of the access tokens /auth/token issues")
     identity_cache_seconds: float = Field(

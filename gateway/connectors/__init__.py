@@ -18,7 +18,8 @@ def open_transport(settings: Settings, db: Database, keyring: DataKeyring) -> Tr
         if settings.kafka_security == "oauthbearer":
             token = _gateway_tokens(settings, db, keyring).token
         config = security_config(settings.kafka_security, settings.kafka_tls, settings.kafka_ca_file, token)
-        return KafkaTransport(settings.kafka_bootstrap, agency_acls=settings.kafka_security != "none", **config)
+        return KafkaTransport(settings.kafka_bootstrap, agency_acls=settings.kafka_security != "none",
+                              publisher_process=settings.kafka_publisher_process, **config)
     return DatabaseQueue(db, keyring)
 
 

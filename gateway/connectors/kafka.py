@@ -36,12 +36,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from gateway.connectors import topics as topic_names
+from gateway.connectors.kafka_publishing import CLOSE_SECONDS, Failures, Groups, PublisherProcess, publish_groups
 from gateway.connectors.transport import Consumer, DeliveredMessage, OutgoingMessage, Transport, TransportError, UnknownTopic
 
 log = logging.getLogger("gateway.kafka")
-FLUSH_SECONDS = 30.0  # a publish waits this long for the broker's acknowledgements, then fails
 READ_PATIENCE_SECONDS = 5.0  # how long `read` keeps fetching what the broker says is there
-CLOSE_SECONDS = 5.0  # what close() gives the producer to deliver what it still holds
 
 PRODUCER = {
     "acks": "all",
@@ -86,10 +85,14 @@ def security_config(security: str, tls: bool, ca_file: str = "", token: Callable
 class KafkaTransport(Transport):
     name = "kafka"
 
-    def __init__(self, bootstrap: str, client_id: str = "fv-gateway", *, agency_acls: bool = False, **config):
+    def __init__(
+        self, bootstrap: str, client_id: str = "fv-gateway", *, agency_acls: bool = False, publisher_process: bool = False, **config,
+    ):
+        """`publisher_process`: the producer runs in a child process (gateway.connectors.kafka_publishing)."""
         self._config = {"bootstrap_servers": bootstrap, "client_id": client_id, "allow_auto_create_topics": False, **config}
         self.agency_acls = agency_acls
-        self._clients: tuple[KafkaProducer, KafkaAdminClient] | None = None
+        self.publisher_process = publisher_process
+        self._clients: tuple[KafkaProducer | PublisherProcess, KafkaAdminClient] | None = None
         self._clients_lock = threading.Lock()
         self._admin_lock = threading.Lock()
         self._known: set[str] = set()  # topics seen to exist; topics are never deleted here
@@ -98,28 +101,30 @@ class KafkaTransport(Transport):
 
     # -- connecting -------------------------------------------------------------------------
 
-    def _connected(self) -> tuple[KafkaProducer, KafkaAdminClient]:
-        """The producer and admin client, connected on first use (and again after a failed try)."""
+    def _connected(self) -> tuple[KafkaProducer | PublisherProcess, KafkaAdminClient]:
+        """The producer (or its process) and admin client, connected on first use (and again after a failed try)."""
         with self._clients_lock:
             if self._clients is None:
-                bootstrap = self._config["bootstrap_servers"]
-                with _translated(f"cannot open Kafka at {bootstrap}"):
-                    producer = KafkaProducer(**_known_to(KafkaProducer, {**PRODUCER, **self._config}))
-                # Told the broker's version, consumers skip their own bootstrap, which blocks and,
-                # when it fails, leaves a thread behind (kafka-python 3.0.12).
-                self._config.setdefault("api_version", producer.config["api_version"])
+                with _translated(f"cannot open Kafka at {self._config['bootstrap_servers']}"):
+                    admin = KafkaAdminClient(**_known_to(KafkaAdminClient, self._config))
+                # Told the broker's version, consumers (and the producer) skip their own bootstrap,
+                # which blocks and, when it fails, leaves a thread behind (kafka-python 3.0.12).
+                # (The admin client keeps its connections' client in `_client`; no public way to ask.)
+                self._config.setdefault("api_version", admin._client.get_broker_version())
                 try:
-                    with _translated(f"cannot open Kafka at {bootstrap}"):
-                        admin = KafkaAdminClient(**_known_to(KafkaAdminClient, self._config))
+                    self._clients = (self._new_producer(), admin)
                 except TransportError:
-                    producer.close(timeout=1)
+                    admin.close()
                     raise
-                self._clients = (producer, admin)
             return self._clients
 
-    @property
-    def _producer(self) -> KafkaProducer:
-        return self._connected()[0]
+    def _new_producer(self) -> KafkaProducer | PublisherProcess:
+        config = _known_to(KafkaProducer, {**PRODUCER, **self._config})
+        if not self.publisher_process:
+            with _translated(f"cannot open Kafka at {self._config['bootstrap_servers']}"):
+                return KafkaProducer(**config)
+        provider = config.pop("sasl_oauth_token_provider", None)  # the child is sent tokens, not the means to sign them
+        return PublisherProcess(config, provider.token if provider is not None else None)
 
     @property
     def _admin(self) -> KafkaAdminClient:
@@ -187,44 +192,37 @@ class KafkaTransport(Transport):
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         self._require_topics({m.topic for m in messages})
-        producer = self._producer
-        with _translated("publishing failed"):
-            futures = [_send(producer, m) for m in messages]
-            producer.flush(timeout=FLUSH_SECONDS)
-            for future in futures:
-                future.get(timeout=FLUSH_SECONDS)  # done already; raises what the broker answered for it
+        groups: dict[str, list[OutgoingMessage]] = {}
+        for message in messages:
+            groups.setdefault(message.topic, []).append(message)
+        failure = next((f for f in self._publish_groups(groups).values() if f is not None), None)
+        if failure is not None:
+            raise failure
 
-    def publish_each(self, groups: Mapping[str, Sequence[OutgoingMessage]]) -> dict[str, TransportError | None]:
+    def publish_each(self, groups: Groups) -> Failures:
         """Publish several topics' messages with one flush; each topic succeeds or fails on its own.
 
         The outbox relay's batches hold several agencies' topics: one `publish` per topic waited
         for the broker once per topic, so the last topic's messages waited for all the others'."""
-        failed: dict[str, TransportError] = {}
-        sent: dict[str, list] = {}
-        for topic, messages in groups.items():
+        failed: Failures = {}
+        for topic in groups:
             try:
                 self._require_topics({topic})
-                with _translated("publishing failed"):
-                    sent[topic] = [_send(self._producer, m) for m in messages]
             except TransportError as exc:
                 failed[topic] = exc
-        if sent:
-            try:
-                with _translated("publishing failed"):
-                    self._producer.flush(timeout=FLUSH_SECONDS)
-            except TransportError as exc:  # what the broker has not acknowledged by now counts as failed
-                for topic, futures in sent.items():
-                    if not all(f.is_done for f in futures):
-                        failed[topic] = exc
-        for topic, futures in sent.items():
-            if topic not in failed:
-                try:
-                    with _translated("publishing failed"):
-                        for future in futures:
-                            future.get(timeout=FLUSH_SECONDS)  # done already; raises what the broker answered for it
-                except TransportError as exc:
-                    failed[topic] = exc
+        ready = {topic: messages for topic, messages in groups.items() if topic not in failed}
+        if ready:
+            failed.update(self._publish_groups(ready))
         return {topic: failed.get(topic) for topic in groups}
+
+    def _publish_groups(self, groups: Groups) -> Failures:
+        producer = self._connected()[0]
+        if not isinstance(producer, PublisherProcess):
+            return publish_groups(producer, groups)
+        try:
+            return producer.publish(groups)
+        except TransportError as exc:  # no producer, or the child stopped: each topic failed, to be retried after its back-off
+            return dict.fromkeys(groups, exc)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -260,8 +258,12 @@ class KafkaTransport(Transport):
         with self._clients_lock:
             clients, self._clients = self._clients, None
         if clients is not None:
-            clients[0].close(timeout=CLOSE_SECONDS)
-            clients[1].close()
+            producer, admin = clients
+            if isinstance(producer, PublisherProcess):
+                producer.close()
+            else:
+                producer.close(timeout=CLOSE_SECONDS)
+            admin.close()
 
 
 class _GroupMember(Consumer):
@@ -344,12 +346,6 @@ def acls_for(topic: str) -> list[ACL]:
 def _allow(principal: str, operation: ACLOperation, kind: ResourceType, name: str, pattern: ACLResourcePatternType) -> ACL:
     return ACL(principal=principal, host="*", operation=operation, permission_type=ACLPermissionType.ALLOW,
                resource_pattern=ResourcePattern(kind, name, pattern))
-
-
-def _send(producer: KafkaProducer, message: OutgoingMessage):
-    headers = [(name, value.encode()) for name, value in message.headers.items()]
-    key = message.key.encode() if message.key is not None else None
-    return producer.send(message.topic, value=message.value, key=key, headers=headers)
 
 
 def _log_failed_commit(_offsets, response) -> None:

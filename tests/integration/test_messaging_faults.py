@@ -8,7 +8,9 @@ labelled as excluded information, which must never reach the requester.
 """
 
 import signal
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -92,8 +94,12 @@ def test_gateways_killed_mid_batch_and_a_second_process_lose_and_double_nothing(
         exchange.ask(150)
         while len(exchange.answered_at) < 20:
             exchange.pump()
+        # Each publishes from a child process (gateway.connectors.kafka_publishing), made on its first batch
+        assert children(first.process.pid) or children(second.process.pid)
+        helpers = children(first.process.pid)
         first.process.send_signal(signal.SIGKILL)  # mid-batch: no shutdown, no commit of its positions
         first.process.wait()
+        assert gone(helpers), "a killed gateway's publisher leaves with it"
         exchange.ask(50)
         exchange.run_until_answered(timeout=10)
         replacement = GatewayProcess(env)
@@ -104,3 +110,23 @@ def test_gateways_killed_mid_batch_and_a_second_process_lose_and_double_nothing(
         if "replacement" in locals():
             replacement.stop()
     assert_exactly_once_in_effect(services, exchange)
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+
+
+def gone(pids: list[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(_state(p) in ("Z", "gone") for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -31,6 +31,7 @@ BACKENDS = [
     pytest.param("embedded", "sqlite", id="embedded-sqlite"),
     pytest.param("embedded", "postgresql", id="embedded-postgresql", marks=pytest.mark.postgres),
     pytest.param("kafka", "sqlite", id="kafka"),  # the database is never opened
+    pytest.param("kafka-publisher-process", "sqlite", id="kafka-publisher-process"),  # the producer in a child process
 ]
 contract = pytest.mark.parametrize(("backend", "database_url"), BACKENDS, indirect=["database_url"])
 
@@ -39,8 +40,9 @@ KEYS = [f"case-{n}" for n in range(7)]
 
 @pytest.fixture
 def transport(request, backend, database_url):  # database_url: so `contract` can parametrise it
-    if backend == "kafka":
-        built: Transport = KafkaTransport(request.getfixturevalue("kafka_broker").bootstrap, client_id="contract-tests")
+    if backend.startswith("kafka"):
+        built: Transport = KafkaTransport(request.getfixturevalue("kafka_broker").bootstrap, client_id="contract-tests",
+                                          publisher_process=backend == "kafka-publisher-process")
     else:
         services = request.getfixturevalue("services")
         built = DatabaseQueue(services.db, services.keyring)

@@ -1,0 +1,106 @@
+"""The Kafka producer in a child process (gateway.connectors.kafka_publishing), on the real broker:
+a child that dies or hangs fails at most its batch, the next batch starts another child, and the
+child never outlives the transport, nor the gateway process that made it.
+
+The transport contract (test_transport_contract.py) runs in full against this publisher too.
+"""
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from tests.support import kafka as kafka_support  # noqa: F401  (before kafka-python: its socket-leak workaround)
+
+from gateway.connectors import kafka_publishing
+from gateway.connectors.kafka import KafkaTransport
+from gateway.connectors.transport import OutgoingMessage, TransportError
+
+
+
+@pytest.fixture
+def transport(kafka_broker):
+    built = KafkaTransport(kafka_broker.bootstrap, client_id="publisher-tests", publisher_process=True)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def topic(transport):
+    name = f"publisher-{uuid.uuid4().hex[:8]}"
+    transport.create_topics([name])
+    return name
+
+
+def message(topic: str, n: int) -> OutgoingMessage:
+    return OutgoingMessage(topic, f"case-{n % 3}", f"payload {n}".encode(), {"message-id": f"m-{n}"})
+
+
+def stored(transport: KafkaTransport, topic: str) -> list[bytes]:
+    return sorted(m.value for m in transport.read(topic, {}, max_messages=1000, wait_seconds=2))
+
+
+def child_of(transport: KafkaTransport):
+    process = transport._connected()[0]._child[0]
+    assert process.is_alive() and process.pid != os.getpid()
+    return process
+
+
+def test_publishing_happens_in_a_child_process(transport, topic):
+    transport.publish([message(topic, 1)])
+    child = child_of(transport)
+    assert child.name == "kafka-publisher"
+    assert stored(transport, topic) == [b"payload 1"]
+
+
+def test_a_child_that_died_between_batches_is_replaced_and_nothing_is_lost(transport, topic):
+    transport.publish([message(topic, 1)])
+    first = child_of(transport)
+    first.kill()
+    first.join(5)
+    transport.publish([message(topic, 2), message(topic, 3)])
+    assert child_of(transport).pid != first.pid
+    assert stored(transport, topic) == [b"payload 1", b"payload 2", b"payload 3"]
+
+
+def test_a_child_that_stops_answering_fails_its_batch_and_the_next_batch_starts_another(transport, topic, monkeypatch):
+    transport.publish([message(topic, 1)])
+    stuck = child_of(transport)
+    os.kill(stuck.pid, signal.SIGSTOP)
+    monkeypatch.setattr(kafka_publishing, "ANSWER_SECONDS", 1.0)
+    with pytest.raises(TransportError, match="publishing process stopped"):
+        transport.publish([message(topic, 2)])  # the relay keeps the rows and retries them
+    stuck.join(5)
+    assert not stuck.is_alive(), "the stuck child is killed, not left behind"
+    transport.publish([message(topic, 2)])
+    assert stored(transport, topic) == [b"payload 1", b"payload 2"]
+
+
+def test_closing_the_transport_stops_the_child_after_it_delivered_what_it_held(kafka_broker, topic):
+    transport = KafkaTransport(kafka_broker.bootstrap, client_id="publisher-tests", publisher_process=True)
+    transport.publish([message(topic, n) for n in range(50)])
+    child = child_of(transport)
+    transport.close()
+    assert not child.is_alive() and child.exitcode == 0
+    reader = KafkaTransport(kafka_broker.bootstrap, client_id="publisher-tests")
+    try:
+        assert len(stored(reader, topic)) == 50
+    finally:
+        reader.close()
+
+
+def test_an_unreachable_broker_fails_the_batch_with_a_readable_reason(kafka_broker):
+    transport = KafkaTransport(kafka_broker.bootstrap, client_id="publisher-tests", publisher_process=True)
+    name = f"publisher-{uuid.uuid4().hex[:8]}"
+    transport.create_topics([name])
+    try:
+        producer = transport._connected()[0]
+        producer._config = {**producer._config, "bootstrap_servers": "127.0.0.1:9", "max_block_ms": 1000}
+        started = time.monotonic()
+        failures = transport.publish_each({name: [message(name, 1)]})
+        assert isinstance(failures[name], TransportError) and "publishing failed" in str(failures[name])
+        assert time.monotonic() - started < 30
+    finally:
+        transport.close()

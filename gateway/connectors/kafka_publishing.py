@@ -93,8 +93,17 @@ class PublisherProcess:
         return answer
 
     def close(self) -> None:
-        with self._lock:
-            self._stop(wait=CLOSE_SECONDS + 5)
+        """Let the child deliver what it holds and leave; a batch still waiting on a broker that is
+        down is not waited out (that could take ANSWER_SECONDS): its rows stay in the outbox."""
+        if self._lock.acquire(timeout=CLOSE_SECONDS):
+            try:
+                self._stop(wait=CLOSE_SECONDS + 5)
+            finally:
+                self._lock.release()
+            return
+        child = self._child
+        if child is not None:
+            child[0].kill()  # the batch's publish then fails as if the child had died, and tidies up
 
     def _started(self):
         if self._child is None or not self._child[0].is_alive():

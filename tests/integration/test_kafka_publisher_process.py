@@ -7,6 +7,7 @@ The transport contract (test_transport_contract.py) runs in full against this pu
 
 import os
 import signal
+import threading
 import time
 import uuid
 
@@ -104,3 +105,21 @@ def test_an_unreachable_broker_fails_the_batch_with_a_readable_reason(kafka_brok
         assert time.monotonic() - started < 30
     finally:
         transport.close()
+
+
+def test_closing_does_not_wait_out_a_batch_the_child_is_stuck_on(kafka_broker, topic, monkeypatch):
+    transport = KafkaTransport(kafka_broker.bootstrap, client_id="publisher-tests", publisher_process=True)
+    transport.publish([message(topic, 1)])
+    stuck = child_of(transport)
+    os.kill(stuck.pid, signal.SIGSTOP)  # as if its flush waited on a broker that is down
+    monkeypatch.setattr(kafka_publishing, "CLOSE_SECONDS", 0.5)
+    outcome: list = []
+    publishing = threading.Thread(target=lambda: outcome.append(transport.publish_each({topic: [message(topic, 2)]})))
+    publishing.start()
+    time.sleep(0.3)  # the batch is sent and waiting for its answer
+    started = time.monotonic()
+    transport.close()
+    publishing.join(10)
+    assert time.monotonic() - started < 10, "close gave up on the stuck batch instead of waiting its 70 s"
+    assert not stuck.is_alive()
+    assert isinstance(outcome[0][topic], TransportError), "the batch failed: its rows stay in the outbox"

@@ -8,19 +8,27 @@ the one SQLite writer, which every message waits on, lost more than that waiting
 behind it. With the producer in a child, interleaved runs of the RFI benchmark
 (bench/rfi_roundtrip.py, 6,000 RFIs) gave 472-541 round trips/s against 418-508 without.
 
-The child is spawned, not forked (the parent runs threads), and knows nothing of the gateway:
-it gets the producer's settings, then batches, and answers each with what failed. With SASL
-OAUTHBEARER, each batch carries the gateway's current token (the parent signs it; the child
-holds no key) and the child's producer authenticates with the latest one. If the child dies or
+The child is a fresh interpreter (`python -m gateway.connectors.kafka_publishing`): not forked,
+as the parent runs threads, and not multiprocessing's spawn, which imports the parent's
+`__main__` (the CLI, 57 MB of imports) again; it imports kafka-python and little else (31 MB).
+It knows nothing of the gateway: over a socket pair it gets the producer's settings, then
+batches, and answers each with what failed. With SASL OAUTHBEARER, each batch carries the
+gateway's current token (the parent signs it; the child holds no key) and the child's producer
+authenticates with the latest one. If the child dies or
 stops answering, the batch fails like a broker outage (its outbox rows stay and are retried),
 and the next batch starts a new child.
 """
 
 import logging
-import multiprocessing
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import kafka.errors as errors
 from kafka import KafkaProducer
@@ -69,17 +77,17 @@ def _send(producer: KafkaProducer, message: OutgoingMessage):
 
 
 class PublisherProcess:
-    """A KafkaProducer in a spawned child; `publish` answers as `publish_groups` would."""
+    """A KafkaProducer in a child process; `publish` answers as `publish_groups` would."""
 
     def __init__(self, config: dict, token: Callable[[], str] | None = None):
         self._config = config  # the producer's settings, with no token provider (tokens go with each batch)
         self._token = token
         self._lock = threading.Lock()  # one batch at a time on the pipe
-        self._child: tuple[multiprocessing.Process, object] | None = None
+        self._child: tuple[subprocess.Popen, Connection] | None = None
 
     def publish(self, groups: Groups) -> Failures:
         with self._lock:
-            process, conn = self._started()
+            _, conn = self._started()
             try:
                 conn.send((self._token() if self._token else None, dict(groups)))
                 if not conn.poll(ANSWER_SECONDS):
@@ -105,15 +113,18 @@ class PublisherProcess:
         if child is not None:
             child[0].kill()  # the batch's publish then fails as if the child had died, and tidies up
 
-    def _started(self):
-        if self._child is None or not self._child[0].is_alive():
+    def _started(self) -> tuple[subprocess.Popen, Connection]:
+        if self._child is None or self._child[0].poll() is not None:
             self._stop(wait=0)
-            context = multiprocessing.get_context("spawn")
-            conn, child_end = context.Pipe()
+            ours, theirs = socket.socketpair()  # neither end inheritable but as passed below
+            with ours, theirs:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": _import_path()},
+                )
+                conn = Connection(ours.detach())  # their end is closed here: the child's death is EOF
             level = logging.getLevelName(logging.getLogger().getEffectiveLevel())  # the child logs as the gateway does
-            process = context.Process(target=_serve, args=(child_end, self._config, level), name="kafka-publisher", daemon=True)
-            process.start()
-            child_end.close()  # the child's end lives in the child only: its death is EOF here
+            conn.send((self._config, level))
             self._child = (process, conn)
         return self._child
 
@@ -122,16 +133,22 @@ class PublisherProcess:
             return
         process, conn = self._child
         self._child = None
-        if wait and process.is_alive():
+        if wait and process.poll() is None:
             try:
                 conn.send(None)  # deliver what it holds, then leave
-            except OSError:
+                process.wait(wait)
+            except (OSError, subprocess.TimeoutExpired):
                 pass
-            process.join(wait)
-        if process.is_alive():
+        if process.poll() is None:
             process.kill()
-            process.join(5)
+            process.wait(5)
         conn.close()
+
+
+def _import_path() -> str:
+    """PYTHONPATH for the child: where this `gateway` package was imported from, first."""
+    here = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 class _LatestToken:
@@ -144,12 +161,16 @@ class _LatestToken:
         return self.value
 
 
-def _serve(conn, config: dict, log_level: str) -> None:
-    """The child: a producer made on the first batch (again after a failed try), one answer per batch."""
+def _serve(conn: Connection) -> None:
+    """The child: its settings first, then a producer made on the first batch (again after a
+    failed try), one answer per batch, until the parent says stop or is gone."""
     from gateway import operations_log
     from gateway.connectors.kafka import TokenProvider
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent says when to stop
+    if (first := _next(conn)) is None:
+        return
+    config, log_level = first
     operations_log.configure(log_level)
     token = _LatestToken()
     if config.get("sasl_mechanism") == "OAUTHBEARER":
@@ -175,3 +196,9 @@ def _next(conn):
         return conn.recv()
     except (EOFError, OSError):  # the parent is gone
         return None
+
+
+if __name__ == "__main__":  # started by PublisherProcess: python -m gateway.connectors.kafka_publishing FD
+    from gateway.connectors.kafka_publishing import _serve as serve  # the module proper, not this __main__ copy
+
+    serve(Connection(int(sys.argv[1])))

@@ -13,11 +13,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children(pid: int) -> list[int]:
-    """The processes `pid` started (gateway serve's Kafka publisher), from /proc."""
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
-
-
 def peak_rss_mb(pid: int) -> float | None:
     """The process's peak resident memory (VmHWM); OSError once it is gone."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -51,8 +51,8 @@ from tests.support import cases  # noqa: E402
 from tests.support.agency_systems import AgencySystem  # noqa: E402
 from tests.support.https_agencies import AgencyOverHttps  # noqa: E402
 from tests.support.kafka_agencies import AgencyOnKafka, RfiExchange  # noqa: E402
-from processes import CpuUse, children, peak_rss_mb  # noqa: E402  (bench/processes.py)
-from tests.support.server import GatewayProcess, gateway_env  # noqa: E402
+from processes import CpuUse, peak_rss_mb  # noqa: E402  (bench/processes.py)
+from tests.support.server import GatewayProcess, children, gateway_env  # noqa: E402
 
 CASES = [f"case-bench-{i}" for i in range(12)]
 

@@ -14,9 +14,8 @@ as the parent runs threads, and not multiprocessing's spawn, which imports the p
 It knows nothing of the gateway: over a socket pair it gets the producer's settings, then
 batches, and answers each with what failed. With SASL OAUTHBEARER, each batch carries the
 gateway's current token (the parent signs it; the child holds no key) and the child's producer
-authenticates with the latest one. If the child dies or
-stops answering, the batch fails like a broker outage (its outbox rows stay and are retried),
-and the next batch starts a new child.
+authenticates with the latest one. If the child dies or stops answering, the batch fails like
+a broker outage (its outbox rows stay and are retried), and the next batch starts a new child.
 """
 
 import logging

@@ -22,7 +22,7 @@ from gateway.store.schema import audit_chain, dead_letters, outbox, processed_me
 from tests.support import cases
 from tests.support.kafka import KafkaBroker
 from tests.support.kafka_agencies import SECRET, AgencyOnKafka, RfiExchange
-from tests.support.server import GatewayProcess, gateway_env
+from tests.support.server import GatewayProcess, children, gateway_env
 
 pytestmark = pytest.mark.postgres
 CASES = [f"case-fault-{i}" for i in range(6)]  # keys spread over the topics' partitions
@@ -110,10 +110,6 @@ def test_gateways_killed_mid_batch_and_a_second_process_lose_and_double_nothing(
         if "replacement" in locals():
             replacement.stop()
     assert_exactly_once_in_effect(services, exchange)
-
-
-def children(pid: int) -> list[int]:
-    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
 
 
 def gone(pids: list[int], within: float = 10.0) -> bool:

@@ -24,6 +24,11 @@ def gateway_env(data_dir: Path, data_key: str, **extra: str) -> dict[str, str]:
     return {**env, "GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_DATA_KEY": data_key, **extra}
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (gateway serve's Kafka publisher), from /proc."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
 def run_gateway(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([GATEWAY, *args], env=env, capture_output=True, text=True, timeout=timeout)
 

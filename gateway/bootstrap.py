@@ -81,6 +81,7 @@ def build_services(settings: Settings, upgrade_schema: bool = True) -> Services:
     keyring = DataKeyring(load_kek(settings), settings.key_cache_seconds)
     consent = ConsentEngine.from_directory(settings.consent_policies_dir)  # a bad policy file stops start-up here, naming file and rule
     db = Database(settings.resolved_database_url())
+    db.on_transaction_end(keyring.transaction_ended)
     try:
         if upgrade_schema:
             migrate.upgrade(db)

@@ -25,6 +25,7 @@ from gateway.store.schema import data_keys
 
 NONCE_BYTES = 12
 NONCES_PER_DRAW = 1024
+_CREATED = "data_keys_created"  # conn.info: the key ids this connection created (DataKeyring.active_kid)
 
 
 class NonceSource:
@@ -110,16 +111,22 @@ class DataKeyring:
     # -- keys ---------------------------------------------------------------------------------
 
     def active_kid(self, conn: Connection) -> str:
+        """The key new bodies are sealed with. Only a key read back from a committed row is cached:
+        one this transaction created, or found created by itself, is used in it alone. Cached,
+        a key whose transaction then rolled back would seal other transactions' bodies with a key
+        id that is in no row, and they could never be read again once this process had gone."""
         cached = self._active
         if cached and cached[1] > time.monotonic():
             return cached[0]
         kid = conn.execute(select(data_keys.c.kid).where(data_keys.c.active)).scalar()
         if kid is None:
-            kid = self.create_key(conn, activate=True)
-        self._active = (kid, time.monotonic() + self._cache_seconds)
+            return self.create_key(conn, activate=True)
+        if kid not in conn.info.get(_CREATED, ()):
+            self._active = (kid, time.monotonic() + self._cache_seconds)
         return kid
 
     def create_key(self, conn: Connection, activate: bool) -> str:
+        """A new data key, in `conn`'s transaction (other transactions find it once it commits)."""
         kid = secrets.token_hex(8)
         raw = AESGCM.generate_key(bit_length=256)
         nonce = _NONCES.take()
@@ -131,11 +138,18 @@ class DataKeyring:
                 kid=kid, kek_id=self._kek_id, wrapped=wrapped, created_at=now_micros(), active=activate
             )
         )
+        conn.info.setdefault(_CREATED, set()).add(kid)  # until the transaction ends (transaction_ended)
         with self._lock:
-            self._keys[kid] = AESGCM(raw)
+            self._keys[kid] = AESGCM(raw)  # found by id only, and the id only in a row that committed
         if activate:
-            self._active = (kid, time.monotonic() + self._cache_seconds)
+            self._active = None  # the previous active key's cache ends with its row's flag
         return kid
+
+    @staticmethod
+    def transaction_ended(info: dict) -> None:
+        """A Database.on_transaction_end listener: the keys a transaction created are committed or
+        gone now, so what `active_kid` reads from here on may be cached."""
+        info.pop(_CREATED, None)
 
     def check(self, conn: Connection) -> str:
         """Fail early, with a clear message, if GATEWAY_DATA_KEY cannot open this database's keys."""

@@ -32,6 +32,29 @@ def test_bodies_are_encrypted_at_rest_with_their_key_id(client, services):
     assert row.key_id == active
 
 
+def test_a_data_key_whose_transaction_rolled_back_seals_nothing(client, services, settings):
+    """A key rotation (or first key) whose transaction fails leaves no key id behind that later
+    writes would seal bodies with: those bodies could never be read by a restarted gateway."""
+
+    def rotation_that_fails(conn):
+        services.keyring.create_key(conn, activate=True)
+        raise RuntimeError("the disk filled up before the rotation committed")
+
+    with pytest.raises(RuntimeError):
+        services.db.run_write(rotation_that_fails)
+    created = create(client, patient(family="After-Rollback"))
+    key_id = services.db.run_read(
+        lambda conn: conn.execute(select(resource_versions.c.key_id).where(resource_versions.c.resource_id == created["id"])).scalar_one()
+    )
+    kids = services.db.run_read(lambda conn: set(conn.execute(select(data_keys.c.kid)).scalars()))
+    assert key_id in kids
+    restarted = build_services(settings)  # a new process: nothing cached
+    try:
+        assert restarted.db.run_read(lambda conn: restarted.store.current(conn, "Patient", created["id"])).body is not None
+    finally:
+        restarted.close()
+
+
 def test_a_body_moved_onto_another_row_is_refused_not_served(client, services):
     a = create(client, patient(family="Alpha"))
     b = create(client, patient(family="Beta"))
